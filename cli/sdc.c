@@ -1,0 +1,68 @@
+/* cli/sdc.c: the `sdc` command: dispatches to the subcommands in cli/cmd_*.c. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One line per subcommand; keep in the order `sdc --help` shows them. */
+#define SDC_COMMANDS(X)                                                                            \
+    X(tokenize, "print the 77 CLIP token ids of a prompt as JSON")                                 \
+
+#define DECLARE(name, summary) int cmd_##name(int argc, char **argv);
+SDC_COMMANDS(DECLARE)
+#undef DECLARE
+
+static const sdc_cli_command commands[] = {
+#define ENTRY(name, summary) {#name, summary, cmd_##name},
+    SDC_COMMANDS(ENTRY)
+#undef ENTRY
+};
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "sdc %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_parse_int(const char *s, long long *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || v != v) return -1;
+    *out = v;
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "sdc: Stable Diffusion 1.5 in C\n\nusage: sdc COMMAND [options]   (sdc COMMAND --help)\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "sdc: unknown command '%s' (see sdc --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,56 @@
+/* src/ops/gemm.h: matrix products and convolution, the kernels where SD spends its time.
+ *
+ *   C[M,N] = A[M,K] . B[K,N]  (+ bias)  (+ C when accumulate)
+ *
+ * Each operand is a strided view of any float dtype (F32, F16, BF16): element (r, c) of a view
+ * lives at data + (r*rs + c*cs) * sizeof(dtype). Weights therefore stay in the checkpoint's dtype
+ * and orientation; the optimized kernel converts them to f32 while packing panels.
+ *   linear   y[M,N] = x[M,K] . W[N,K]^T : A = {x, F32, rs=K, cs=1},  B = {W, dt, rs=1, cs=K}
+ *   conv     y[O,P] = W[O,K] . col[K,P] : A = {W, dt, rs=K, cs=1},  B = {col, F32, rs=P, cs=1}
+ * C is always f32, row-major with leading dimension ldc. Accumulation order over K is fixed per
+ * output element, so results do not depend on the thread count. */
+#ifndef SDC_OPS_GEMM_H
+#define SDC_OPS_GEMM_H
+
+#include "core/dtype.h"
+#include "core/threadpool.h"
+#include <stddef.h>
+
+typedef struct sdc_mat {
+    const void *data;
+    sdc_dtype dtype;     /* SDC_F32, SDC_F16 or SDC_BF16 */
+    ptrdiff_t rs, cs;    /* row and column strides, in elements */
+} sdc_mat;
+
+typedef struct sdc_gemm_args {
+    int M, N, K;
+    sdc_mat A, B;
+    float *C;
+    ptrdiff_t ldc;
+    const float *bias_col; /* [N] added to every row, or NULL */
+    const float *bias_row; /* [M] added to every column, or NULL */
+    int accumulate;        /* 1: C += A.B (+bias); 0: C = A.B (+bias) */
+} sdc_gemm_args;
+
+/* Plain triple loop in double-free f32: the oracle every optimized path is tested against. */
+void sdc_gemm_ref(const sdc_gemm_args *g);
+/* Packed, vectorized, threaded over the pool (NULL pool = calling thread only). */
+void sdc_gemm(sdc_pool *pool, const sdc_gemm_args *g);
+
+/* 2-D convolution of one image, weights [O, C, kh, kw] in any float dtype, optional bias [O]:
+ *   y[O, Ho, Wo] = conv(x[C, H, W]),  Ho = (H + 2*pad - kh)/stride + 1  (same for Wo).
+ * Uses bounded scratch (tiled im2col), allocated internally per call; 1x1 stride-1 convs skip
+ * im2col. Returns 0, or -1 when scratch cannot be allocated. */
+typedef struct sdc_conv2d_args {
+    const float *x; int C, H, W;
+    const void *w; sdc_dtype wdtype; int O, kh, kw;
+    const float *bias; /* [O] or NULL */
+    int stride, pad;
+    float *y;          /* [O, Ho, Wo] */
+    int accumulate;    /* 1: y += conv(x) */
+} sdc_conv2d_args;
+
+int sdc_conv2d(sdc_pool *pool, const sdc_conv2d_args *a);
+void sdc_conv2d_ref(const sdc_conv2d_args *a);
+
+#endif

@@ -3,6 +3,8 @@
 #ifndef SDC_CLI_H
 #define SDC_CLI_H
 
+#include "sdc.h"
+
 #include <stdio.h>
 
 typedef struct sdc_cli_command {
@@ -21,5 +23,14 @@ int cli_fail(const char *cmd, const char *fmt, ...)
 /* Parses a whole decimal integer or float; 0 on success, -1 when not a clean number. */
 int cli_parse_int(const char *s, long long *out);
 int cli_parse_float(const char *s, double *out);
+
+/* Loads a model; on failure prints one line and returns 1 (else 0). */
+int cli_load_model(const char *cmd, const char *path, int threads, sdc_model **out);
+/* Parses option values within bounds; on failure prints one line naming the option, returns 1. */
+int cli_int_arg(const char *cmd, const char *opt, const char *val, long long lo, long long hi, int *out);
+int cli_float_arg(const char *cmd, const char *opt, const char *val, double lo, double hi, double *out);
+
+/* getopt_long setup shared by the subcommands: no getopt messages, we print our own line. */
+#define CLI_GETOPT_RESET() (optind = 1, opterr = 0)
 
 #endif

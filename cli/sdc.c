@@ -9,6 +9,12 @@
 /* One line per subcommand; keep in the order `sdc --help` shows them. */
 #define SDC_COMMANDS(X)                                                                            \
     X(tokenize, "print the 77 CLIP token ids of a prompt as JSON")                                 \
+    X(info, "describe a checkpoint: family, hashes, components, parameter counts")                 \
+    X(mkmodel, "write a random-weight SD1.5 checkpoint (--tiny or --full)")                        \
+    X(txt2img, "generate a picture from a prompt (PNG with A1111 parameters)")                     \
+    X(encode, "text encoder stage: prompt -> [1, 77, D] hidden states (.npy)")                     \
+    X(unet, "UNet stage: latent, timestep, context -> noise prediction (.npy)")                    \
+    X(decode, "VAE decoder stage: latent -> image (.npy or .png)")                                 \
 
 #define DECLARE(name, summary) int cmd_##name(int argc, char **argv);
 SDC_COMMANDS(DECLARE)

@@ -66,6 +66,95 @@ sdc_model_params sdc_model_params_default(void);
 sdc_status sdc_model_load(const sdc_model_params *p, sdc_model **out, char *errbuf, size_t errlen);
 void sdc_model_free(sdc_model *m);
 
+/* What a loaded model holds (filled from tensor shapes). */
+typedef struct sdc_model_desc {
+    int has_text_encoder, has_unet, has_vae;
+    int text_width, text_layers;       /* CLIP: 768 and 12 for SD1.5 */
+    int unet_model_ch, unet_time_dim;  /* 320 and 1280 for SD1.5 */
+    int unet_ctx_dim;                  /* 768 */
+    int latent_channels;               /* 4 */
+} sdc_model_desc;
+
+void sdc_model_describe(const sdc_model *m, sdc_model_desc *out);
+const char *sdc_model_path(const sdc_model *m);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Stages. Each builds the network for the given size, runs it once and frees its activations;   */
+/* the pipeline (sdc_txt2img) keeps them across steps instead.                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Text encoder: ids [B, 77] -> out [B, 77, text_width]. clip_skip >= 1 (A1111: 1 = last layer,
+ * 2 = penultimate layer; the final layer norm is applied either way). */
+sdc_status sdc_encode_ids(const sdc_model *m, const int32_t *ids, int batch, int clip_skip,
+                          float *out, char *errbuf, size_t errlen);
+
+/* UNet: x [B, 4, h, w], t [B] (0..999, fractional allowed), ctx [B, T, ctx_dim] -> eps [B, 4, h, w]. */
+sdc_status sdc_unet_eval(const sdc_model *m, const float *x, int batch, int h, int w, const float *t,
+                         const float *ctx, int T, float *eps, char *errbuf, size_t errlen);
+
+/* UNet time MLP: t [B] -> SiLU(time_embed(timestep_embedding(t))) [B, unet_time_dim], the third
+ * input of the deployed UNet. */
+sdc_status sdc_unet_time_embedding(const sdc_model *m, const float *t, int batch, float *out,
+                                   char *errbuf, size_t errlen);
+
+/* VAE decoder: z [B, 4, h, w] ALREADY divided by 0.18215 -> image [B, 3, 8h, 8w], unclamped. */
+sdc_status sdc_vae_decode(const sdc_model *m, const float *z_scaled, int batch, int h, int w,
+                          float *image, char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------------------------------------ */
+/* txt2img                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Progress: called after each sampling step; return non-zero to cancel (SDC_E_CANCELLED). */
+typedef int (*sdc_progress_fn)(void *user, int step, int steps, double step_seconds);
+
+typedef struct sdc_txt2img_params {
+    const char *prompt;           /* UTF-8; fed to the tokenizer as is */
+    const char *negative;         /* NULL or "" = the empty prompt (still encoded, as A1111 does) */
+    int width, height;            /* pixels, multiples of 8 in 8..2048 (512 x 512 default) */
+    int steps;                    /* 1..1000 (20) */
+    float cfg;                    /* classifier-free guidance scale (7) */
+    uint64_t seed;                /* noise seed */
+    int clip_skip;                /* 1 = last layer (default), 2 = penultimate, ... */
+    const char *sampler;          /* "dpm++2m" (default), "euler", "euler_a", "ddim" */
+    const char *schedule;         /* NULL/"automatic" (karras for DPM++ 2M, else uniform), "normal",
+                                     "karras", "exponential", and the other webui names */
+    const char *scheduler_compat; /* "a1111" (default: k-diffusion) or "diffusers" (DPMSolver) */
+    int final_sigma_min;          /* diffusers: final_sigmas_type "sigma_min" instead of "zero" */
+    const char *rng;              /* "gpu" (default: A1111's NV/philox) or "cpu" (torch CPU randn) */
+    const float *init_latent;     /* optional [1, 4, H/8, W/8] x_noise replacing the seeded noise */
+    const float *cond, *uncond;   /* optional [1, T, D] conditioning: skips the text encoder */
+    int cond_len, uncond_len;     /* T of each (a multiple of 77) */
+    int n_threads;                /* 0 = the model's setting */
+    sdc_progress_fn progress;
+    void *progress_user;
+} sdc_txt2img_params;
+
+sdc_txt2img_params sdc_txt2img_params_default(void);
+
+typedef struct sdc_timings {
+    double load_hash;     /* hashing the model file for the PNG metadata */
+    double text_encoder;  /* tokenizer + text encoder, cond and uncond */
+    double unet_total;    /* all sampling steps (UNet calls + sampler updates) */
+    double vae;           /* VAE decoder */
+    double total;
+    int steps;
+    size_t peak_arena_bytes; /* largest activation arena in use */
+} sdc_timings;
+
+typedef struct sdc_image {
+    int width, height;
+    uint8_t *rgb;         /* [H, W, 3] */
+    float *latent;        /* [1, 4, H/8, W/8] the final latent, before the VAE */
+    char *parameters;     /* the A1111 infotext written into the PNG */
+    sdc_timings timings;
+} sdc_image;
+
+/* Generates one image. out is filled on success and must be released with sdc_image_free. */
+sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_image *out,
+                       char *errbuf, size_t errlen);
+void sdc_image_free(sdc_image *img); /* frees the buffers; accepts NULL */
+
 /* ------------------------------------------------------------------------------------------ */
 /* Tokenizer (CLIP BPE, as the SD1.5 reference pipeline calls it)                              */
 /* ------------------------------------------------------------------------------------------ */

@@ -19,14 +19,22 @@ int sdc_dtype_from_name(const char *name, size_t len) {
 void sdc_convert_to_f32(float *dst, const void *src, sdc_dtype dt, size_t n) {
     switch (dt) {
     case SDC_F32: memcpy(dst, src, n * 4); break;
-    case SDC_F16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = sdc_f16_to_f32(s[i]);
+    case SDC_F16: { /* memcpy loads: tensor data in a safetensors file need not be aligned */
+        const unsigned char *s = src;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = sdc_f16_to_f32(h);
+        }
         break;
     }
     case SDC_BF16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = sdc_bf16_to_f32(s[i]);
+        const unsigned char *s = src;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = sdc_bf16_to_f32(h);
+        }
         break;
     }
     case SDC_F64: {

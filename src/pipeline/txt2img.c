@@ -1,0 +1,382 @@
+/* src/pipeline/txt2img.c: prompt -> picture. Orchestration only; the math lives in the stages.
+ *
+ *   1. text encoder: [cond, uncond] in one batch-2 run (or the caller's conditioning)
+ *   2. schedule + seeded noise (A1111 or diffusers semantics)
+ *   3. sampler loop: one batch-2 UNet run per step on a graph built and planned once
+ *   4. VAE decoder on latent / 0.18215, then 8-bit RGB and the A1111 infotext
+ * Each stage's network is freed before the next is built, so peak memory is the largest one. */
+#include "sdc.h"
+
+#include "core/error.h"
+#include "core/sha256.h"
+#include "core/threadpool.h"
+#include "io/png.h"
+#include "pipeline/infotext.h"
+#include "pipeline/runner.h"
+#include "sampling/sampler.h"
+#include "sampling/schedule.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define SDC_VERSION_STRING "sdc 0.1"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+sdc_txt2img_params sdc_txt2img_params_default(void) {
+    sdc_txt2img_params p;
+    memset(&p, 0, sizeof p);
+    p.prompt = "";
+    p.width = p.height = 512;
+    p.steps = 20;
+    p.cfg = 7.0f;
+    p.clip_skip = 1;
+    p.sampler = "dpm++2m";
+    p.scheduler_compat = "a1111";
+    p.rng = "gpu";
+    return p;
+}
+
+void sdc_image_free(sdc_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    free(img->latent);
+    free(img->parameters);
+    memset(img, 0, sizeof *img);
+}
+
+/* ---------------------------------------------------------------- argument checks */
+
+typedef struct resolved {
+    sdc_sampler_kind sampler;
+    sdc_schedule schedule;
+    sdc_compat compat;
+    sdc_rng_kind rng;
+    int h, w; /* latent size */
+} resolved;
+
+static sdc_status resolve(const sdc_model *m, const sdc_txt2img_params *p, resolved *r, sdc_error *e) {
+    if (p->width < 8 || p->width > 2048 || p->width % 8 || p->height < 8 || p->height > 2048 || p->height % 8)
+        return sdc_fail(e, SDC_E_INVALID_ARG, "size %dx%d: width and height must be multiples of 8 in 8..2048",
+                        p->width, p->height);
+    if (p->steps < 1 || p->steps > 1000)
+        return sdc_fail(e, SDC_E_INVALID_ARG, "steps %d is outside 1..1000", p->steps);
+    if (!(p->cfg >= 0.0f && p->cfg <= 100.0f))
+        return sdc_fail(e, SDC_E_INVALID_ARG, "cfg scale %g is outside 0..100", (double)p->cfg);
+    if (p->clip_skip < 1 || (m->has_clip && p->clip_skip > m->clip.layers))
+        return sdc_fail(e, SDC_E_INVALID_ARG, "clip skip %d is outside 1..%d", p->clip_skip,
+                        m->has_clip ? m->clip.layers : 12);
+    const char *s = p->sampler ? p->sampler : "dpm++2m";
+    int k = !strcasecmp(s, "dpm++2m") || !strcasecmp(s, "dpmpp2m") ? SDC_SAMPLER_DPMPP_2M : sdc_sampler_from_name(s);
+    if (k < 0)
+        return sdc_fail(e, SDC_E_INVALID_ARG, "unknown sampler '%s' (dpm++2m, euler, euler_a, ddim)", s);
+    r->sampler = (sdc_sampler_kind)k;
+    const char *c = p->scheduler_compat ? p->scheduler_compat : "a1111";
+    if (!strcasecmp(c, "a1111") || !strcasecmp(c, "k-diffusion")) r->compat = SDC_COMPAT_A1111;
+    else if (!strcasecmp(c, "diffusers")) r->compat = SDC_COMPAT_DIFFUSERS;
+    else return sdc_fail(e, SDC_E_INVALID_ARG, "unknown scheduler compat '%s' (a1111, diffusers)", c);
+    if (r->compat == SDC_COMPAT_DIFFUSERS && r->sampler != SDC_SAMPLER_DPMPP_2M)
+        return sdc_fail(e, SDC_E_UNSUPPORTED,
+                        "--scheduler-compat diffusers implements DPM++ 2M (DPMSolverMultistepScheduler) only, not %s",
+                        sdc_sampler_name(r->sampler));
+    if (r->compat != SDC_COMPAT_DIFFUSERS && p->final_sigma_min)
+        return sdc_fail(e, SDC_E_INVALID_ARG, "final sigma_min is a diffusers setting (--scheduler-compat diffusers)");
+    if (!p->schedule || !strcasecmp(p->schedule, "automatic"))
+        r->schedule = sdc_sampler_default_schedule(r->sampler);
+    else {
+        int sk = sdc_schedule_from_name(p->schedule);
+        if (sk < 0)
+            return sdc_fail(e, SDC_E_INVALID_ARG, "unknown schedule '%s' (normal, karras, exponential, ...)",
+                            p->schedule);
+        r->schedule = (sdc_schedule)sk;
+    }
+    const char *g = p->rng ? p->rng : "gpu";
+    int rk = sdc_rng_kind_from_name(g);
+    if (rk < 0) return sdc_fail(e, SDC_E_INVALID_ARG, "unknown rng '%s' (cpu, gpu)", g);
+    r->rng = (sdc_rng_kind)rk;
+    r->h = p->height / 8;
+    r->w = p->width / 8;
+    if (!m->has_unet || !m->has_vae)
+        return sdc_fail(e, SDC_E_FORMAT, "%s: txt2img needs the UNet and the VAE decoder", m->path);
+    if ((p->cond != NULL) != (p->uncond != NULL))
+        return sdc_fail(e, SDC_E_INVALID_ARG, "give both cond and uncond conditioning, or neither");
+    if (p->cond && (p->cond_len < 77 || p->cond_len % 77 || p->uncond_len < 77 || p->uncond_len % 77 ||
+                    p->cond_len > 77 * 64 || p->uncond_len > 77 * 64))
+        return sdc_fail(e, SDC_E_INVALID_ARG, "conditioning lengths %d and %d must be multiples of 77",
+                        p->cond_len, p->uncond_len);
+    if (!p->cond && !m->has_clip)
+        return sdc_fail(e, SDC_E_FORMAT, "%s: no text encoder; pass the conditioning instead", m->path);
+    return SDC_OK;
+}
+
+/* ---------------------------------------------------------------- the UNet as sdc_eps_fn */
+
+/* One runner when cond and uncond have the same length (one batch-2 call, rows [cond, uncond]);
+ * two batch-1 runners otherwise (as webui does for prompts of different lengths). */
+typedef struct unet_model {
+    sdc_runner run[2];
+    int n_runs;
+    size_t peak_arena;
+    sdc_pool *pool;
+} unet_model;
+
+static sdc_status unet_eps(void *user, const float *x_in, size_t n, float t, int step, float *eps,
+                           int rows, sdc_error *err) {
+    (void)step;
+    unet_model *u = user;
+    if (rows != 2) return sdc_fail(err, SDC_E_INVALID_ARG, "txt2img: expected 2 guidance rows, got %d", rows);
+    int row = 0;
+    for (int r = 0; r < u->n_runs; r++) {
+        sdc_runner *R = &u->run[r];
+        int B = (int)R->g.nodes[R->in[0]].shape[0];
+        for (int b = 0; b < B; b++) {
+            memcpy(sdc_runner_input(R, 0) + (size_t)b * n, x_in, n * sizeof(float));
+            sdc_runner_input(R, 1)[b] = t;
+        }
+        SDC_TRY(sdc_runner_run(R, u->pool, err));
+        memcpy(eps + (size_t)row * n, sdc_runner_output(R), (size_t)B * n * sizeof(float));
+        row += B;
+    }
+    return SDC_OK;
+}
+
+typedef struct step_progress {
+    const sdc_txt2img_params *p;
+    double t_last;
+} step_progress;
+
+static sdc_status on_step(void *user, const sdc_step_info *info) {
+    step_progress *sp = user;
+    double t = now_s(), dt = t - sp->t_last;
+    sp->t_last = t;
+    if (sp->p->progress && sp->p->progress(sp->p->progress_user, info->step + 1, info->steps, dt))
+        return SDC_E_CANCELLED;
+    return SDC_OK;
+}
+
+/* ---------------------------------------------------------------- stages */
+
+/* ctx_out: [cond (77*kc*D)] then [uncond (77*ku*D)] */
+static sdc_status encode_prompts(const sdc_model *m, const sdc_txt2img_params *p, sdc_pool *pool,
+                                 float *ctx, sdc_error *e) {
+    char eb[512];
+    sdc_tokenizer *tok = NULL;
+    sdc_runner r = {0};
+    int32_t ids[2 * SDC_CLIP_CTX];
+    if (sdc_tokenizer_new(&tok, eb, sizeof eb) != SDC_OK) return sdc_fail(e, SDC_E_FORMAT, "%s", eb);
+    sdc_status s = SDC_OK;
+    if (sdc_tokenize(tok, p->prompt ? p->prompt : "", ids, eb, sizeof eb) != SDC_OK ||
+        sdc_tokenize(tok, p->negative ? p->negative : "", ids + SDC_CLIP_CTX, eb, sizeof eb) != SDC_OK) {
+        s = sdc_fail(e, SDC_E_INVALID_ARG, "%s", eb);
+        goto done;
+    }
+    if ((s = sdc_runner_clip(&r, m, 2, p->clip_skip, 0, e)) != SDC_OK) goto done;
+    for (int i = 0; i < 2 * SDC_CLIP_CTX; i++) sdc_runner_input(&r, 0)[i] = (float)ids[i];
+    if ((s = sdc_runner_run(&r, pool, e)) != SDC_OK) goto done;
+    memcpy(ctx, sdc_runner_output(&r), (size_t)2 * SDC_CLIP_CTX * (size_t)m->clip.width * sizeof(float));
+done:
+    sdc_runner_free(&r);
+    sdc_tokenizer_free(tok);
+    return s;
+}
+
+static const char *schedule_label(sdc_schedule k) {
+    switch (k) {
+    case SDC_SCHEDULE_AUTOMATIC: return "Automatic";
+    case SDC_SCHEDULE_UNIFORM: return "Uniform";
+    case SDC_SCHEDULE_NORMAL: return "Normal";
+    case SDC_SCHEDULE_KARRAS: return "Karras";
+    case SDC_SCHEDULE_EXPONENTIAL: return "Exponential";
+    case SDC_SCHEDULE_POLYEXPONENTIAL: return "Polyexponential";
+    case SDC_SCHEDULE_SGM_UNIFORM: return "SGM Uniform";
+    case SDC_SCHEDULE_SIMPLE: return "Simple";
+    case SDC_SCHEDULE_DDIM_UNIFORM: return "DDIM";
+    case SDC_SCHEDULE_KL_OPTIMAL: return "KL Optimal";
+    case SDC_SCHEDULE_ALIGN_YOUR_STEPS: return "Align Your Steps";
+    default: return "Automatic";
+    }
+}
+
+static char *make_infotext(const sdc_model *m, const sdc_txt2img_params *p, const resolved *r,
+                           const char *hash) {
+    const char *base = strrchr(m->path, '/');
+    base = base ? base + 1 : m->path;
+    char name[256];
+    snprintf(name, sizeof name, "%s", base);
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name) *dot = '\0';
+    sdc_infotext_field extra[2];
+    size_t n_extra = 0;
+    if (r->compat == SDC_COMPAT_DIFFUSERS)
+        extra[n_extra++] = (sdc_infotext_field){"Scheduler compat", p->final_sigma_min ? "diffusers (final sigma_min)" : "diffusers"};
+    sdc_infotext_params ip = {
+        .prompt = p->prompt,
+        .negative = p->negative,
+        .steps = p->steps,
+        .sampler_name = sdc_sampler_name(r->sampler),
+        .schedule_name = r->sampler == SDC_SAMPLER_DDIM ? NULL : schedule_label(r->schedule),
+        .cfg = p->cfg,
+        .seed = (int64_t)p->seed,
+        .width = p->width,
+        .height = p->height,
+        .model_hash = hash,
+        .model_name = name,
+        .clip_skip = p->clip_skip,
+        .rng = r->rng == SDC_RNG_TORCH_CPU ? "CPU" : NULL,
+        .extra = extra,
+        .n_extra = n_extra,
+        .version = SDC_VERSION_STRING,
+    };
+    return sdc_infotext(&ip);
+}
+
+/* ---------------------------------------------------------------- txt2img */
+
+sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_image *out,
+                       char *errbuf, size_t errlen) {
+    sdc_error e = {0};
+    resolved r = {0};
+    memset(out, 0, sizeof *out);
+    double t0 = now_s();
+    unet_model u = {0};
+    sdc_runner vae = {0};
+    sdc_pool *pool = NULL;
+    float *ctx = NULL, *x = NULL, *work = NULL;
+    sdc_sched *sched = NULL;
+    sdc_noise_table *nt = NULL;
+    if (resolve(m, p, &r, &e) != SDC_OK) goto done;
+    const int D = m->unet.ctx_dim;
+    const size_t n = (size_t)m->unet.in_ch * (size_t)r.h * (size_t)r.w;
+
+    pool = sdc_pool_new(p->n_threads > 0 ? p->n_threads : m->n_threads);
+    if (!pool) {
+        sdc_fail(&e, SDC_E_BACKEND, "cannot start worker threads");
+        goto done;
+    }
+
+    /* 0. the model hash for the PNG metadata (A1111's AutoV2) */
+    uint8_t digest[32];
+    char hash[16] = "";
+    double ts = now_s();
+    if (sdc_sha256_file(m->path, digest, &e) != SDC_OK) goto done;
+    sdc_autov2_hex(digest, hash);
+    out->timings.load_hash = now_s() - ts;
+
+    /* 1. conditioning: [cond | uncond] */
+    int Tc = p->cond ? p->cond_len : SDC_CLIP_CTX, Tu = p->cond ? p->uncond_len : SDC_CLIP_CTX;
+    ctx = malloc((size_t)(Tc + Tu) * (size_t)D * sizeof(float));
+    x = malloc(n * sizeof(float));
+    sched = malloc(sizeof *sched);
+    nt = malloc(sizeof *nt);
+    if (!ctx || !x || !sched || !nt) {
+        sdc_fail(&e, SDC_E_NOMEM, "out of memory");
+        goto done;
+    }
+    ts = now_s();
+    if (p->cond) {
+        if (m->has_clip && m->clip.width != D) {
+            sdc_fail(&e, SDC_E_INVALID_ARG, "conditioning width mismatch");
+            goto done;
+        }
+        memcpy(ctx, p->cond, (size_t)Tc * (size_t)D * sizeof(float));
+        memcpy(ctx + (size_t)Tc * (size_t)D, p->uncond, (size_t)Tu * (size_t)D * sizeof(float));
+    } else if (encode_prompts(m, p, pool, ctx, &e) != SDC_OK)
+        goto done;
+    out->timings.text_encoder = now_s() - ts;
+
+    /* 2. schedule and noise */
+    sdc_noise_table_init(nt, r.compat);
+    if (r.sampler == SDC_SAMPLER_DDIM) {
+        if (sdc_schedule_ddim(nt, p->steps, sched, &e) != SDC_OK) goto done;
+    } else {
+        sdc_sched_params sp = {.kind = r.schedule, .steps = p->steps, .final_sigma_min = p->final_sigma_min};
+        if (sdc_schedule_make(nt, &sp, sched, &e) != SDC_OK) goto done;
+    }
+    sdc_sampler_params sp = sdc_sampler_defaults(r.sampler);
+    sdc_rng rng;
+    sp.sched = sched;
+    sp.model = unet_eps;
+    sp.model_user = &u;
+    sp.cfg.scale = p->cfg;
+    sp.rngs = &rng;
+    sp.batch = 1;
+    step_progress prog = {p, 0.0};
+    sp.on_step = on_step;
+    sp.step_user = &prog;
+    uint64_t seed = p->seed;
+    sdc_initial_noise(r.compat, r.rng, &seed, 1, 0, n, &rng, x);
+    if (p->init_latent) memcpy(x, p->init_latent, n * sizeof(float));
+    float scale = sdc_sampler_noise_scale(&sp);
+    for (size_t i = 0; i < n; i++) x[i] *= scale;
+
+    /* 3. the sampling loop on UNet graphs built once */
+    u.pool = pool;
+    if (Tc == Tu) {
+        u.n_runs = 1;
+        if (sdc_runner_unet(&u.run[0], m, 2, r.h, r.w, Tc, 0, 0, &e) != SDC_OK) goto done;
+        memcpy(sdc_runner_input(&u.run[0], 2), ctx, (size_t)(Tc + Tu) * (size_t)D * sizeof(float));
+    } else {
+        u.n_runs = 2;
+        if (sdc_runner_unet(&u.run[0], m, 1, r.h, r.w, Tc, 0, 0, &e) != SDC_OK ||
+            sdc_runner_unet(&u.run[1], m, 1, r.h, r.w, Tu, 0, 0, &e) != SDC_OK)
+            goto done;
+        memcpy(sdc_runner_input(&u.run[0], 2), ctx, (size_t)Tc * (size_t)D * sizeof(float));
+        memcpy(sdc_runner_input(&u.run[1], 2), ctx + (size_t)Tc * (size_t)D, (size_t)Tu * (size_t)D * sizeof(float));
+    }
+    for (int i = 0; i < u.n_runs; i++) u.peak_arena += u.run[i].plan.arena_floats * sizeof(float);
+    size_t wf = sdc_sampler_workspace_floats(&sp, n);
+    if (!wf || !(work = malloc(wf * sizeof(float)))) {
+        sdc_fail(&e, SDC_E_NOMEM, "out of memory for the sampler workspace");
+        goto done;
+    }
+    ts = prog.t_last = now_s();
+    if (sdc_sample(&sp, x, n, work, &e) != SDC_OK) goto done;
+    out->timings.unet_total = now_s() - ts;
+    out->timings.steps = sched->steps;
+    for (int i = 0; i < u.n_runs; i++) sdc_runner_free(&u.run[i]);
+
+    /* 4. VAE decoder and the picture */
+    ts = now_s();
+    if (sdc_runner_vae(&vae, m, 1, r.h, r.w, 0, &e) != SDC_OK) goto done;
+    float *z = sdc_runner_input(&vae, 0);
+    for (size_t i = 0; i < n; i++) z[i] = x[i] / SDC_VAE_SCALE;
+    if (sdc_runner_run(&vae, pool, &e) != SDC_OK) goto done;
+    size_t vae_bytes = vae.plan.arena_floats * sizeof(float);
+    out->timings.peak_arena_bytes = vae_bytes > u.peak_arena ? vae_bytes : u.peak_arena;
+    out->width = p->width;
+    out->height = p->height;
+    out->rgb = malloc((size_t)p->width * (size_t)p->height * 3);
+    if (!out->rgb) {
+        sdc_fail(&e, SDC_E_NOMEM, "out of memory");
+        goto done;
+    }
+    sdc_image_to_u8(sdc_runner_output(&vae), p->height, p->width, out->rgb);
+    out->timings.vae = now_s() - ts;
+    out->latent = x;
+    x = NULL;
+    out->parameters = make_infotext(m, p, &r, hash);
+    if (!out->parameters) sdc_fail(&e, SDC_E_NOMEM, "out of memory");
+    out->timings.total = now_s() - t0;
+done:
+    for (int i = 0; i < 2; i++) sdc_runner_free(&u.run[i]);
+    sdc_runner_free(&vae);
+    sdc_pool_free(pool);
+    free(ctx);
+    free(x);
+    free(work);
+    free(sched);
+    free(nt);
+    if (e.code != SDC_OK) {
+        sdc_image_free(out);
+        if (errbuf && errlen) snprintf(errbuf, errlen, "%s", e.msg);
+    }
+    return e.code;
+}

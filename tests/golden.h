@@ -1,0 +1,71 @@
+/* tests/golden.h: reading golden tensors from ../shared/testdata with the project's own reader,
+ * and the error measure every golden test uses: max|a - ref| / max(1, max|ref|). */
+#ifndef SDC_TESTS_GOLDEN_H
+#define SDC_TESTS_GOLDEN_H
+
+#include "io/safetensors.h"
+#include "test.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TINY_DIR SDC_SHARED_DIR "/testdata/tiny"
+#define A1111_DIR SDC_SHARED_DIR "/testdata/a1111"
+#define TINY_CKPT TINY_DIR "/sd15-tiny-f32.safetensors"
+
+static inline sdc_st_file *golden_open(const char *path) {
+    sdc_st_file *f = NULL;
+    sdc_error e = {0};
+    if (sdc_st_open(path, &f, &e) != SDC_OK) {
+        fprintf(stderr, "cannot open golden file: %s\n", e.msg);
+        exit(1);
+    }
+    return f;
+}
+
+/* Returns the tensor converted to a malloc'd float array (int64 too); exits when absent. */
+static inline float *golden_f32(const sdc_st_file *f, const char *name, int64_t *numel) {
+    const sdc_st_tensor *t = sdc_st_find(f, name);
+    if (!t) {
+        fprintf(stderr, "golden tensor '%s' missing\n", name);
+        exit(1);
+    }
+    float *v = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    if (t->dtype == SDC_I64) {
+        const unsigned char *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            int64_t x;
+            memcpy(&x, p + 8 * i, 8);
+            v[i] = (float)x;
+        }
+    } else if (t->dtype == SDC_U8) {
+        const unsigned char *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++) v[i] = p[i];
+    } else
+        sdc_convert_to_f32(v, t->data, t->dtype, (size_t)t->numel);
+    if (numel) *numel = t->numel;
+    return v;
+}
+
+static inline const sdc_st_tensor *golden_tensor(const sdc_st_file *f, const char *name) {
+    const sdc_st_tensor *t = sdc_st_find(f, name);
+    if (!t) {
+        fprintf(stderr, "golden tensor '%s' missing\n", name);
+        exit(1);
+    }
+    return t;
+}
+
+/* max|a - ref| / max(1, max|ref|) */
+static inline double golden_err(const float *a, const float *ref, int64_t n) {
+    double md = 0.0, mr = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)ref[i]);
+        if (d > md || d != d) md = d != d ? INFINITY : d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return md / (mr > 1.0 ? mr : 1.0);
+}
+
+#endif

@@ -7,6 +7,7 @@
 #include "ops/gemm.h"
 #include "ops/nn_extra.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -139,7 +140,7 @@ static sdc_status walk_branch(vl_load *L, size_t start, vl_branch *br,
     const Onnx__GraphProto *g = L->g;
     size_t idx = start;
     int ch = 4, n_up = 0;
-    br->n = 0;
+    memset(br, 0, sizeof *br);
     for (;;) {
         const Onnx__NodeProto *n = g->node[idx];
         if (L->seen[idx]) return refuse(L, n, "reached twice (the chains must not merge)");
@@ -228,7 +229,7 @@ static sdc_status build(vl_load *L, sdc_vaelight *d) {
         return sdc_fail(L->err, SDC_E_UNSUPPORTED,
                         "%s: not the vaelight preview decoder: %zu nodes, %zu initializers", L->path,
                         g->n_node, g->n_initializer);
-    const char *input;
+    const char *input = NULL;
     SDC_TRY(find_input(L, &input));
     if (g->n_output != VL_BRANCHES)
         return sdc_fail(L->err, SDC_E_UNSUPPORTED,
@@ -308,9 +309,10 @@ sdc_status sdc_vaelight_load(const char *path, sdc_vaelight **out, sdc_error *er
     for (size_t i = 0; i < m->n_opset_import; i++) {
         const char *dom = m->opset_import[i]->domain;
         if (dom && dom[0] && strcmp(dom, "ai.onnx") != 0) {
+            sdc_fail(err, SDC_E_UNSUPPORTED,
+                     "%s: not the vaelight preview decoder: uses operator set '%s'", path, dom);
             sdc_onnx_free(m);
-            return sdc_fail(err, SDC_E_UNSUPPORTED,
-                            "%s: not the vaelight preview decoder: uses operator set '%s'", path, dom);
+            return SDC_E_UNSUPPORTED;
         }
     }
     sdc_vaelight *d = calloc(1, sizeof *d);

@@ -1,6 +1,6 @@
 /* src/model/vaelight.h: the vaelight preview decoder, a real trained tiny SD-latent decoder.
  *
- * VAEpreview.onnx (Apache-2.0, 267k parameters; shipped in data/vaelight/ with its LICENSE) maps a
+ * VAEpreview.onnx (Apache-2.0, 266,780 parameters; shipped in data/vaelight/ with its LICENSE) maps a
  * latent that is already divided by 0.18215 ([1, 4, h, w], the VAE decoder's own input) to an
  * RGB image [1, 3, 8h, 8w] in [-1, 1]. It is four independent chains of Conv 3x3 (pad 1),
  * LeakyReLU(0.01) and ConvTranspose 2x2 stride 2, each ending in a 3-channel conv, at 1x, 2x, 4x
@@ -47,7 +47,7 @@ typedef struct sdc_vaelight sdc_vaelight;
 sdc_status sdc_vaelight_load(const char *path, sdc_vaelight **out, sdc_error *err);
 void sdc_vaelight_free(sdc_vaelight *d); /* NULL is a no-op */
 
-/* Number of parameters (267,715 for VAEpreview.onnx) and of layers (convs, transposed convs). */
+/* Number of parameters (266,780 for VAEpreview.onnx) and of layers (convs, transposed convs). */
 int64_t sdc_vaelight_params(const sdc_vaelight *d);
 int sdc_vaelight_layers(const sdc_vaelight *d);
 

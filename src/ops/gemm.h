@@ -34,8 +34,21 @@ typedef struct sdc_gemm_args {
 
 /* Plain triple loop in double-free f32: the oracle every optimized path is tested against. */
 void sdc_gemm_ref(const sdc_gemm_args *g);
-/* Packed, vectorized, threaded over the pool (NULL pool = calling thread only). */
+/* Packed, vectorized, threaded over the pool (NULL pool = calling thread only). Pack buffers
+ * (a few MB per thread at most) are allocated per call; if that fails it computes the same
+ * product with sdc_gemm_ref instead (slow but correct), so it cannot fail. */
 void sdc_gemm(sdc_pool *pool, const sdc_gemm_args *g);
+
+/* The B operand produced on the fly instead of read from g->B (g->B is then ignored): the callback
+ * writes B[k0 .. k0+kc-1, j0 .. j0+n-1] as f32 into dst[(k - k0)*ld + (j - j0)]. It is called
+ * from any pool thread, concurrently, on disjoint or repeated blocks, so it must be pure. conv2d
+ * uses it to pack im2col columns straight from the image: no column matrix is ever stored. */
+typedef void (*sdc_gemm_bfill_fn)(const void *ctx, int k0, int kc, int j0, int n, float *dst,
+                                  int ld);
+/* sdc_gemm with an optional B callback (NULL = use g->B). Returns 0, or -1 when the pack buffers
+ * cannot be allocated (C is then untouched). */
+int sdc_gemm_ex(sdc_pool *pool, const sdc_gemm_args *g, sdc_gemm_bfill_fn bfill,
+                const void *bfill_ctx);
 
 /* 2-D convolution of one image, weights [O, C, kh, kw] in any float dtype, optional bias [O]:
  *   y[O, Ho, Wo] = conv(x[C, H, W]),  Ho = (H + 2*pad - kh)/stride + 1  (same for Wo).

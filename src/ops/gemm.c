@@ -262,6 +262,32 @@ typedef struct writeback {
     const float *bias_row; /* at the tile's first row; likewise */
 } writeback;
 
+/* The register tile is spelled out row by row (ROWS below) rather than as an array with unrolled
+ * loops: clang keeps such arrays in memory, GCC and clang both keep named variables in registers. */
+#if MR == 14
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#elif MR == 8
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#elif MR == 6
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#else
+#error "no ROWS list for this MR"
+#endif
+_Static_assert(NV >= 1 && NV <= 3, "the kernel spells out up to 3 vectors per row");
+
+/* Write-back of one full row of the tile (nv vectors) at ci; row i of the tile. */
+static inline __attribute__((always_inline)) void
+store_row(float *ci, int nv, vf r0, vf r1, vf r2, const writeback *wb, int i) {
+    vf r[3] = {r0, r1, r2};
+    for (int v = 0; v < nv; v++) {
+        vf x = r[v];
+        if (!wb->overwrite) x = vload(ci + v * VL) + x;
+        if (wb->bias_col) x += vload(wb->bias_col + v * VL);
+        if (wb->bias_row) x += wb->bias_row[i];
+        vstore(ci + v * VL, x);
+    }
+}
+
 /* C[0..m, 0..n) (+)= pa[kc][MR] . pb[kc][nv*VL] (+ biases), for m <= MR, n <= nv*VL. Inlined
  * with a constant nv: NV vectors for full panels, 1 for a narrow last panel (N = 40 = 32 + 8 runs
  * a 14 x 32 and a 14 x 16 tile, not two 14 x 32 ones). Both compute an element the same way. */
@@ -269,51 +295,44 @@ static inline __attribute__((always_inline)) void
 kernel_nv(const int nv, int kc, const float *restrict pa, const float *restrict pb,
           float *restrict c, ptrdiff_t ldc, int m, int n, const writeback *wb) {
     /* the C tile is read (or written) after KC rank-1 updates: fetch its lines meanwhile */
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; i++)
-        if (i < m) {
-            __builtin_prefetch(c + (ptrdiff_t)i * ldc, 1);
-            __builtin_prefetch(c + (ptrdiff_t)i * ldc + nv * VL - 1, 1);
-        }
-    vf acc[MR][NV];
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) acc[i][v] = (vf){0};
-
+    for (int i = 0; i < m; i++) {
+        __builtin_prefetch(c + (ptrdiff_t)i * ldc, 1);
+        __builtin_prefetch(c + (ptrdiff_t)i * ldc + nv * VL - 1, 1);
+    }
+#define DECL(i) vf c##i##_0 = {0}, c##i##_1 = {0}, c##i##_2 = {0};
+    ROWS(DECL)
+#undef DECL
     for (int k = 0; k < kc; k++) {
-        vf b[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) b[v] = *(const vf *)(pb + v * VL);
-#pragma GCC unroll 32
-        for (int i = 0; i < MR; i++) {
-            float a = pa[i];
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++) acc[i][v] += a * b[v];
-        }
+        vf b0 = *(const vf *)pb, b1 = {0}, b2 = {0};
+        if (nv > 1) b1 = *(const vf *)(pb + VL);
+        if (nv > 2) b2 = *(const vf *)(pb + 2 * VL);
+#define FMA(i)                                                                                     \
+    {                                                                                              \
+        float a = pa[i];                                                                           \
+        c##i##_0 += a * b0;                                                                        \
+        if (nv > 1) c##i##_1 += a * b1;                                                            \
+        if (nv > 2) c##i##_2 += a * b2;                                                            \
+    }
+        ROWS(FMA)
+#undef FMA
         pa += MR;
         pb += nv * VL;
     }
 
     if (m == MR && n == nv * VL) {
-#pragma GCC unroll 32
-        for (int i = 0; i < MR; i++) {
-            float *ci = c + (ptrdiff_t)i * ldc;
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++) {
-                vf r = acc[i][v];
-                if (!wb->overwrite) r = vload(ci + v * VL) + r;
-                if (wb->bias_col) r += vload(wb->bias_col + v * VL);
-                if (wb->bias_row) r += wb->bias_row[i];
-                vstore(ci + v * VL, r);
-            }
-        }
+#define STORE(i) store_row(c + (ptrdiff_t)(i) * ldc, nv, c##i##_0, c##i##_1, c##i##_2, wb, i);
+        ROWS(STORE)
+#undef STORE
         return;
     }
     /* edge tile: the same operations, element by element */
-    float t[MR][NR];
-    for (int i = 0; i < MR; i++)
-        for (int v = 0; v < nv; v++) vstore(&t[i][v * VL], acc[i][v]);
+    float t[MR][NR] __attribute__((aligned(64)));
+#define SPILL(i)                                                                                   \
+    *(vf *)&t[i][0] = c##i##_0;                                                                    \
+    if (nv > 1) *(vf *)&t[i][VL] = c##i##_1;                                                       \
+    if (nv > 2) *(vf *)&t[i][2 * VL] = c##i##_2;
+    ROWS(SPILL)
+#undef SPILL
     for (int i = 0; i < m; i++) {
         float *ci = c + (ptrdiff_t)i * ldc;
         for (int j = 0; j < n; j++) {

@@ -340,6 +340,11 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     ts = prog.t_last = now_s();
     if (sdc_sample(&sp, x, n, work, &e) != SDC_OK) goto done;
     out->timings.unet_total = now_s() - ts;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            sdc_fail(&e, SDC_E_BACKEND, "the latent is not finite after sampling (value %zu is %g)", i, (double)x[i]);
+            goto done;
+        }
     out->timings.steps = sched->steps;
     for (int i = 0; i < u.n_runs; i++) sdc_runner_free(&u.run[i]);
 

@@ -1,0 +1,280 @@
+/* bench/bench_ops.c: GFLOP/s of the GEMM and conv2d kernels on Stable Diffusion 1.5 shapes.
+ *
+ *   bench_ops [SECONDS_PER_MEASUREMENT]     (default 0.3)
+ *
+ * One row per shape and weight dtype: the reference (sdc_gemm_ref, timed on the first few rows
+ * only, it is slow), sdc_gemm on 1 and 2 threads, the speed-ups, and OpenBLAS cblas_sgemm (f32
+ * rows) when libopenblas.so.0 can be loaded at run time (it is looked up with dlopen, so the
+ * bench builds without it). Then conv2d 3x3 320->320 at 64x64 (one image) and the cost of an
+ * empty sdc_pool_run. The shapes:
+ *   linear   y[M,N] = x[M,K] . W[N,K]^T  (W in checkpoint layout: B = {W, rs 1, cs K})
+ *   conv     y[O,P] = W[O,K] . col[K,P]  (the GEMM inside a 3x3 conv: K = 9C)
+ *   QK^T     s[4096,4096] = q . k^T, K = 40, q and k strided views of [tokens, 8 heads * 40]
+ *   P.V      o[4096,40] = p[4096,4096] . v, v a strided view of [tokens, 8 heads * 40] */
+#define _GNU_SOURCE
+#include "core/threadpool.h"
+#include "ops/gemm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__linux__) || defined(__APPLE__)
+#include <dlfcn.h>
+#define HAVE_DLOPEN 1
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double min_seconds = 0.3;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* OpenBLAS, if present at run time                                                                */
+
+typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc);
+typedef void (*set_threads_fn)(int n);
+static sgemm_fn blas_sgemm;
+static set_threads_fn blas_set_threads;
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+
+static void load_blas(void) {
+#ifdef HAVE_DLOPEN
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return;
+    blas_sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    blas_set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+    if (!blas_set_threads) blas_sgemm = NULL; /* cannot control its threads: no fair comparison */
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* GEMM cases                                                                                      */
+
+enum kind { LINEAR, CONV, QK, PV };
+
+typedef struct bench_case {
+    const char *name;
+    enum kind kind;
+    int M, N, K;
+} bench_case;
+
+static const bench_case cases[] = {
+    {"linear proj_in 64x64", LINEAR, 8192, 320, 320},
+    {"linear ff 64x64 (geglu)", LINEAR, 8192, 2560, 320},
+    {"linear 32x32", LINEAR, 2048, 640, 640},
+    {"linear 16x16", LINEAR, 512, 1280, 1280},
+    {"linear text (CLIP)", LINEAR, 154, 768, 768},
+    {"linear text mlp (CLIP)", LINEAR, 154, 3072, 768},
+    {"conv 3x3 320 @64x64", CONV, 320, 4096, 2880},
+    {"conv 3x3 640 @32x32", CONV, 640, 1024, 5760},
+    {"conv 3x3 1280 @16x16", CONV, 1280, 256, 11520},
+    {"conv 3x3 1280 @8x8", CONV, 1280, 64, 11520},
+    {"attn QK^T 64x64, d 40", QK, 4096, 4096, 40},
+    {"attn P.V 64x64, d 40", PV, 4096, 40, 4096},
+};
+
+typedef struct operands {
+    float *A32, *B32, *C;
+    uint16_t *W16; /* the weight operand in f16 */
+    sdc_gemm_args g;
+} operands;
+
+static float *rand_floats(size_t n) {
+    float *p = malloc(n * sizeof(float));
+    if (!p) return NULL;
+    uint32_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)(s >> 8) / 8388608.0f - 1.0f;
+    }
+    return p;
+}
+
+/* Builds the operands of a case with its weight in dtype wdt; M rows (a prefix of the case). */
+static int make_operands(const bench_case *c, int M, sdc_dtype wdt, operands *o) {
+    int N = c->N, K = c->K;
+    memset(o, 0, sizeof *o);
+    const int heads = 8; /* attention views are one head of [tokens, heads * d] */
+    size_t an = (size_t)M * K, bn = (size_t)K * N;
+    if (c->kind == QK) an = (size_t)M * K * heads, bn = (size_t)N * K * heads;
+    if (c->kind == PV) bn = (size_t)K * N * heads;
+    o->A32 = rand_floats(an);
+    o->B32 = rand_floats(bn);
+    o->C = calloc((size_t)M * N, sizeof(float));
+    if (!o->A32 || !o->B32 || !o->C) return -1;
+    const float *w32 = c->kind == CONV ? o->A32 : o->B32;
+    size_t wn = c->kind == CONV ? an : bn;
+    const void *w = w32;
+    if (wdt == SDC_F16) {
+        o->W16 = malloc(wn * sizeof(uint16_t));
+        if (!o->W16) return -1;
+        for (size_t i = 0; i < wn; i++) o->W16[i] = sdc_f32_to_f16(w32[i]);
+        w = o->W16;
+    }
+    sdc_gemm_args *g = &o->g;
+    *g = (sdc_gemm_args){.M = M, .N = N, .K = K, .C = o->C, .ldc = N};
+    switch (c->kind) {
+    case LINEAR:
+        g->A = (sdc_mat){o->A32, SDC_F32, K, 1};
+        g->B = (sdc_mat){w, wdt, 1, K};
+        break;
+    case CONV:
+        g->A = (sdc_mat){w, wdt, K, 1};
+        g->B = (sdc_mat){o->B32, SDC_F32, N, 1};
+        break;
+    case QK:
+        g->A = (sdc_mat){o->A32, SDC_F32, (ptrdiff_t)K * heads, 1};
+        g->B = (sdc_mat){o->B32, SDC_F32, 1, (ptrdiff_t)K * heads};
+        break;
+    case PV:
+        g->A = (sdc_mat){o->A32, SDC_F32, K, 1};
+        g->B = (sdc_mat){o->B32, SDC_F32, (ptrdiff_t)N * heads, 1};
+        break;
+    }
+    return 0;
+}
+
+static void free_operands(operands *o) {
+    free(o->A32), free(o->B32), free(o->C), free(o->W16);
+}
+
+/* GFLOP/s of fn over repeated calls lasting at least min_seconds (one warm-up call first). */
+#define TIME_GFLOPS(flops, call)                                                                   \
+    ({                                                                                             \
+        call;                                                                                      \
+        int reps_ = 0;                                                                             \
+        double t0_ = now_s(), dt_;                                                                 \
+        do {                                                                                       \
+            call;                                                                                  \
+            reps_++;                                                                               \
+        } while ((dt_ = now_s() - t0_) < min_seconds);                                             \
+        (flops) * reps_ / dt_ * 1e-9;                                                              \
+    })
+
+static double time_ref(const bench_case *c, sdc_dtype wdt) {
+    operands o;
+    int M = c->kind == CONV ? 14 : 8; /* a few rows: the reference runs ~1 GFLOP/s */
+    if (c->kind == PV || c->kind == QK) M = 4;
+    double gf = 0;
+    if (make_operands(c, M, wdt, &o) == 0) {
+        double flops = 2.0 * M * c->N * c->K, t0 = now_s();
+        sdc_gemm_ref(&o.g);
+        gf = flops / (now_s() - t0) * 1e-9;
+    }
+    free_operands(&o);
+    return gf;
+}
+
+static double time_blas(operands *o, const bench_case *c, int nth) {
+    if (!blas_sgemm || o->g.A.dtype != SDC_F32 || o->g.B.dtype != SDC_F32) return 0;
+    blas_set_threads(nth);
+    const sdc_gemm_args *g = &o->g;
+    int tb = g->B.rs == 1 ? CblasTrans : CblasNoTrans;
+    int ldb = (int)(tb == CblasTrans ? g->B.cs : g->B.rs);
+    double flops = 2.0 * g->M * g->N * g->K;
+    (void)c;
+    return TIME_GFLOPS(flops, blas_sgemm(CblasRowMajor, CblasNoTrans, tb, g->M, g->N, g->K, 1.0f,
+                                         g->A.data, (int)g->A.rs, g->B.data, ldb, 0.0f, g->C,
+                                         (int)g->ldc));
+}
+
+static void bench_gemm(sdc_pool *pool2) {
+    printf("%-26s %5s %5s %5s %4s | %7s %7s %7s | %7s %5s | %7s %7s %6s\n", "GEMM (GFLOP/s)", "M", "N",
+           "K", "W", "ref", "sdc 1T", "sdc 2T", "1T/ref", "2T/1T", "blas 1T", "blas 2T", "1T/bl");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const bench_case *c = &cases[i];
+        int has_weight = c->kind == LINEAR || c->kind == CONV;
+        for (int d = 0; d < (has_weight ? 2 : 1); d++) {
+            sdc_dtype wdt = d ? SDC_F16 : SDC_F32;
+            operands o;
+            if (make_operands(c, c->M, wdt, &o) != 0) {
+                printf("%-26s out of memory\n", c->name);
+                free_operands(&o);
+                continue;
+            }
+            double flops = 2.0 * c->M * c->N * c->K;
+            double ref = time_ref(c, wdt);
+            double t1 = TIME_GFLOPS(flops, sdc_gemm(NULL, &o.g));
+            double t2 = TIME_GFLOPS(flops, sdc_gemm(pool2, &o.g));
+            double b1 = time_blas(&o, c, 1), b2 = time_blas(&o, c, 2);
+            printf("%-26s %5d %5d %5d %4s | %7.2f %7.1f %7.1f | %6.0fx %5.2f |", c->name, c->M, c->N,
+                   c->K, has_weight ? sdc_dtype_table[wdt].name : "-", ref, t1, t2, t1 / ref,
+                   t2 / t1);
+            if (b1 > 0) printf(" %7.1f %7.1f %6.2f\n", b1, b2, t1 / b1);
+            else printf(" %7s %7s %6s\n", "-", "-", "-");
+            free_operands(&o);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* conv2d and the pool                                                                             */
+
+static void bench_conv(sdc_pool *pool2) {
+    printf("\n%-26s %4s | %7s %7s %7s | %7s %5s\n", "conv2d (GFLOP/s)", "W", "ref", "sdc 1T", "sdc 2T",
+           "1T/ref", "2T/1T");
+    const int C = 320, O = 320, H = 64, W = 64;
+    float *x = rand_floats((size_t)C * H * W), *w32 = rand_floats((size_t)O * C * 9);
+    float *bias = rand_floats(O), *y = malloc((size_t)O * H * W * sizeof(float));
+    uint16_t *w16 = malloc((size_t)O * C * 9 * sizeof(uint16_t));
+    if (!x || !w32 || !bias || !y || !w16) {
+        printf("out of memory\n");
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)O * C * 9; i++) w16[i] = sdc_f32_to_f16(w32[i]);
+    for (int d = 0; d < 2; d++) {
+        sdc_conv2d_args a = {.x = x, .C = C, .H = H, .W = W, .w = d ? (void *)w16 : (void *)w32,
+                             .wdtype = d ? SDC_F16 : SDC_F32, .O = O, .kh = 3, .kw = 3,
+                             .bias = bias, .stride = 1, .pad = 1, .y = y};
+        double flops = 2.0 * O * H * W * C * 9;
+        /* the reference on an 8x8 crop of the image (same per-pixel work) */
+        sdc_conv2d_args r = a;
+        r.H = r.W = 8;
+        double t0 = now_s();
+        sdc_conv2d_ref(&r);
+        double ref = 2.0 * O * 64 * C * 9 / (now_s() - t0) * 1e-9;
+        double t1 = TIME_GFLOPS(flops, sdc_conv2d(NULL, &a));
+        double t2 = TIME_GFLOPS(flops, sdc_conv2d(pool2, &a));
+        printf("%-26s %4s | %7.2f %7.1f %7.1f | %6.0fx %5.2f\n", "3x3 320->320 @64x64 pad 1",
+               sdc_dtype_table[a.wdtype].name, ref, t1, t2, t1 / ref, t2 / t1);
+    }
+done:
+    free(x), free(w32), free(bias), free(y), free(w16);
+}
+
+static void empty_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
+
+static void bench_pool(sdc_pool *pool2) {
+    int reps = 0;
+    double t0 = now_s(), dt;
+    do {
+        for (int i = 0; i < 1000; i++) sdc_pool_run(pool2, empty_task, NULL);
+        reps += 1000;
+    } while ((dt = now_s() - t0) < min_seconds);
+    printf("\nsdc_pool_run, empty task, %d threads: %.2f us per run\n", sdc_pool_size(pool2),
+           dt / reps * 1e6);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) min_seconds = atof(argv[1]);
+    if (!(min_seconds > 0)) min_seconds = 0.3;
+    load_blas();
+    sdc_pool *pool2 = sdc_pool_new(2);
+    if (!pool2) {
+        fprintf(stderr, "bench_ops: cannot start 2 threads\n");
+        return 1;
+    }
+    printf("bench_ops: %s\n\n", blas_sgemm ? "OpenBLAS found (libopenblas.so.0)" : "OpenBLAS not found");
+    bench_gemm(pool2);
+    bench_conv(pool2);
+    bench_pool(pool2);
+    sdc_pool_free(pool2);
+    return 0;
+}

@@ -10,7 +10,9 @@
  *   linear   y[M,N] = x[M,K] . W[N,K]^T  (W in checkpoint layout: B = {W, rs 1, cs K})
  *   conv     y[O,P] = W[O,K] . col[K,P]  (the GEMM inside a 3x3 conv: K = 9C)
  *   QK^T     s[4096,4096] = q . k^T, K = 40, q and k strided views of [tokens, 8 heads * 40]
- *   P.V      o[4096,40] = p[4096,4096] . v, v a strided view of [tokens, 8 heads * 40] */
+ *   P.V      o[4096,40] = p[4096,4096] . v, v a strided view of [tokens, 8 heads * 40]
+ *            (sdc_attention runs them per block of 64 queries, single-threaded per block: the
+ *            "64-query block" rows are the calls it really makes) */
 #define _GNU_SOURCE
 #include "core/threadpool.h"
 #include "ops/gemm.h"
@@ -78,6 +80,10 @@ static const bench_case cases[] = {
     {"conv 3x3 1280 @8x8", CONV, 1280, 64, 11520},
     {"attn QK^T 64x64, d 40", QK, 4096, 4096, 40},
     {"attn P.V 64x64, d 40", PV, 4096, 40, 4096},
+    {"attn QK^T 64-query block", QK, 64, 4096, 40},
+    {"attn P.V 64-query block", PV, 64, 40, 4096},
+    {"attn QK^T 32x32, d 80", QK, 1024, 1024, 80},
+    {"attn P.V 32x32, d 80", PV, 1024, 80, 1024},
 };
 
 typedef struct operands {

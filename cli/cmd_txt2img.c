@@ -32,6 +32,11 @@ static void usage(void) {
         "      --init-latent X.npy    start from this unit-variance noise [1, 4, H/8, W/8]\n"
         "      --cond C.npy --uncond U.npy  use this conditioning [1, 77*k, D], skip the text encoder\n"
         "      --save-latent Z.npy    also write the final latent [1, 4, H/8, W/8]\n"
+        "      --preview DIR|FILE.png live previews with the tiny vaelight decoder: DIR/step_NNN.png,\n"
+        "                             or one FILE.png rewritten as sampling goes\n"
+        "      --preview-every N      a preview every N steps (1)\n"
+        "      --preview-decoder vaelight  decode the final picture with vaelight too (fast, preview quality)\n"
+        "      --decoder-path FILE    VAEpreview.onnx (default: the copy shipped in data/vaelight/)\n"
         "  -t, --threads N            compute threads (default: all cores)\n"
         "  -o, --output FILE.png      output picture (out.png)\n");
 }
@@ -75,7 +80,7 @@ int cmd_txt2img(int argc, char **argv) {
     double cfg = 7.0;
     long long seed = 0;
     enum { O_STEPS = 256, O_CFG, O_SAMPLER, O_SCHEDULE, O_COMPAT, O_FINAL, O_SEED, O_RNG, O_CLIPSKIP,
-           O_INIT, O_COND, O_UNCOND, O_SAVE };
+           O_INIT, O_COND, O_UNCOND, O_SAVE, O_PREVIEW, O_PREVIEW_EVERY, O_PREVIEW_DECODER, O_DECODER_PATH };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
         {"negative", required_argument, 0, 'n'},    {"width", required_argument, 0, 'W'},
@@ -86,6 +91,9 @@ int cmd_txt2img(int argc, char **argv) {
         {"rng", required_argument, 0, O_RNG},       {"clip-skip", required_argument, 0, O_CLIPSKIP},
         {"init-latent", required_argument, 0, O_INIT}, {"cond", required_argument, 0, O_COND},
         {"uncond", required_argument, 0, O_UNCOND}, {"save-latent", required_argument, 0, O_SAVE},
+        {"preview", required_argument, 0, O_PREVIEW}, {"preview-every", required_argument, 0, O_PREVIEW_EVERY},
+        {"preview-decoder", required_argument, 0, O_PREVIEW_DECODER},
+        {"decoder-path", required_argument, 0, O_DECODER_PATH},
         {"threads", required_argument, 0, 't'},     {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     CLI_GETOPT_RESET();
@@ -116,6 +124,13 @@ int cmd_txt2img(int argc, char **argv) {
         case O_COND: cond_path = optarg; break;
         case O_UNCOND: uncond_path = optarg; break;
         case O_SAVE: latent_out = optarg; break;
+        case O_PREVIEW: p.preview = optarg; break;
+        case O_PREVIEW_EVERY: if (cli_int_arg(C, "--preview-every", optarg, 1, 1000, &p.preview_every)) return 1; break;
+        case O_PREVIEW_DECODER:
+            if (strcmp(optarg, "vaelight")) return cli_fail(C, "--preview-decoder: '%s' is not vaelight", optarg);
+            p.final_vaelight = 1;
+            break;
+        case O_DECODER_PATH: p.preview_decoder = optarg; break;
         case 't': if (cli_int_arg(C, "--threads", optarg, 1, 256, &threads)) return 1; break;
         case 'o': out_path = optarg; break;
         case 'h': usage(); return 0;
@@ -179,7 +194,13 @@ int cmd_txt2img(int argc, char **argv) {
     printf("  %-22s %9.3f\n", cond_path ? "text encoder (skipped)" : "text encoder", t->text_encoder);
     printf("  %-22s %9.3f\n", "UNet per step", t->steps ? t->unet_total / t->steps : 0.0);
     printf("  %-22s %9.3f\n", "UNet total", t->unet_total);
-    printf("  %-22s %9.3f\n", "VAE decoder", t->vae);
+    printf("  %-22s %9.3f\n", p.final_vaelight ? "vaelight decoder" : "VAE decoder", t->vae);
+    if (t->n_previews) {
+        char label[64];
+        snprintf(label, sizeof label, "previews (%d, each)", t->n_previews);
+        printf("  %-22s %9.3f\n", label, t->preview / t->n_previews);
+        printf("  %-22s %9.3f\n", "previews total", t->preview);
+    }
     printf("  %-22s %9.3f\n", "total", t->total);
     printf("  peak activation arena %.1f MB\n", (double)t->peak_arena_bytes / 1e6);
     rc = 0;

@@ -15,6 +15,7 @@
     X(encode, "text encoder stage: prompt -> [1, 77, D] hidden states (.npy)")                     \
     X(unet, "UNet stage: latent, timestep, context -> noise prediction (.npy)")                    \
     X(decode, "VAE decoder stage: latent -> image (.npy or .png)")                                 \
+    X(parse_prompt, "A1111 prompt syntax: (weights), BREAK, [a:b:N] editing, AND (--json)")        \
 
 #define DECLARE(name, summary) int cmd_##name(int argc, char **argv);
 SDC_COMMANDS(DECLARE)
@@ -67,6 +68,7 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    for (char *c = argv[1]; *c; c++) *c = *c == '-' ? '_' : *c; /* `sdc parse-prompt` is cmd_parse_prompt */
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "sdc: unknown command '%s' (see sdc --help)\n", argv[1]);

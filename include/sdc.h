@@ -126,6 +126,11 @@ typedef struct sdc_txt2img_params {
     const float *cond, *uncond;   /* optional [1, T, D] conditioning: skips the text encoder */
     int cond_len, uncond_len;     /* T of each (a multiple of 77) */
     int n_threads;                /* 0 = the model's setting */
+    const char *preview;          /* live previews with the vaelight decoder: a FILE.png rewritten
+                                     each time, or a directory that gets step_NNN.png; NULL = none */
+    int preview_every;            /* a preview every N steps (1) */
+    const char *preview_decoder;  /* VAEpreview.onnx; NULL = the shipped copy (see README) */
+    int final_vaelight;           /* decode the final picture with vaelight instead of the VAE */
     sdc_progress_fn progress;
     void *progress_user;
 } sdc_txt2img_params;
@@ -136,7 +141,9 @@ typedef struct sdc_timings {
     double load_hash;     /* hashing the model file for the PNG metadata */
     double text_encoder;  /* tokenizer + text encoder, cond and uncond */
     double unet_total;    /* all sampling steps (UNet calls + sampler updates) */
-    double vae;           /* VAE decoder */
+    double vae;           /* VAE decoder (or the vaelight decoder with final_vaelight) */
+    double preview;       /* all previews together (decode + PNG) */
+    int n_previews;
     double total;
     int steps;
     size_t peak_arena_bytes; /* largest activation arena in use */
@@ -181,6 +188,19 @@ sdc_status sdc_tokenize_raw(const sdc_tokenizer *t, const char *text, int32_t *i
 /* Decodes ids back to text (special tokens and padding dropped). Returns a malloc'd string the
  * caller frees with free(), or NULL on failure. */
 char *sdc_detokenize(const sdc_tokenizer *t, const int32_t *ids, size_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* A1111 (stable-diffusion-webui) prompt conditioning                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What webui's text encoder wrapper (FrozenCLIPEmbedderWithCustomWords, emphasis "Original")
+ * makes of one prompt text: (weights), [de-emphasis] and BREAK parsed, the fragments tokenized
+ * into chunks of 75 tokens (comma backtrack 20), each chunk encoded with `clip_skip`, weighted
+ * and mean-restored, the chunks concatenated. *out is malloc'd [1, *n_tokens, text_width] with
+ * *n_tokens = 77 * chunks (free() it). The text is taken as is: AND and prompt editing
+ * ([a:b:when], [a|b]) are resolved before this step in webui (src/prompt/conditioning.h). */
+sdc_status sdc_encode_a1111(const sdc_model *m, const sdc_tokenizer *tok, const char *prompt, int clip_skip,
+                            float **out, int *n_tokens, char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

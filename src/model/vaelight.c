@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* readlink */
 #include "model/vaelight.h"
 
+#include "io/png.h"
 #include "onnx/onnx_io.h"
 #include "ops/gemm.h"
 #include "ops/nn_extra.h"
@@ -442,6 +443,33 @@ sdc_status sdc_vaelight_decode(const sdc_vaelight *d, const float *latent_scaled
     return sdc_vaelight_decode_branches(d, latent_scaled, h, w, image, NULL, pool, err);
 }
 
+sdc_status sdc_vaelight_write_png(const sdc_vaelight *d, const float *latent, int h, int w,
+                                  int scaled, const char *path, sdc_pool *pool, sdc_error *err) {
+    if (h < 1 || w < 1 || h > SDC_VAELIGHT_MAX_LATENT || w > SDC_VAELIGHT_MAX_LATENT)
+        return sdc_fail(err, SDC_E_INVALID_ARG, "vaelight: latent size %dx%d (1..%d each)", h, w,
+                        SDC_VAELIGHT_MAX_LATENT);
+    size_t nz = (size_t)4 * h * w, ni = (size_t)3 * 64 * h * w;
+    float *z = scaled ? NULL : malloc(nz * sizeof(float));
+    float *img = malloc(ni * sizeof(float));
+    uint8_t *rgb = malloc(ni);
+    sdc_status st;
+    if ((!scaled && !z) || !img || !rgb) {
+        st = sdc_fail(err, SDC_E_NOMEM, "vaelight: out of memory for a %dx%d preview", 8 * w, 8 * h);
+    } else {
+        if (z)
+            for (size_t i = 0; i < nz; i++) z[i] = latent[i] / 0.18215f;
+        st = sdc_vaelight_decode(d, z ? z : latent, h, w, img, pool, err);
+        if (st == SDC_OK) {
+            sdc_image_to_u8(img, 8 * h, 8 * w, rgb);
+            st = sdc_png_write(path, rgb, 8 * w, 8 * h, NULL, err);
+        }
+    }
+    free(z);
+    free(img);
+    free(rgb);
+    return st;
+}
+
 /* ------------------------------------------------------------------ finding the file */
 
 static int is_file(const char *p) { return access(p, R_OK) == 0; }
@@ -471,6 +499,17 @@ sdc_status sdc_vaelight_find(const char *path, char *out, size_t outlen, sdc_err
             }
         }
     }
+#ifdef SDC_DATA_DIR
+    /* the source tree's data/ folder this build was configured from */
+    {
+        char cand[4096];
+        snprintf(cand, sizeof cand, "%s/vaelight/%s", SDC_DATA_DIR, SDC_VAELIGHT_FILE);
+        if (is_file(cand) && strlen(cand) < outlen) {
+            strcpy(out, cand);
+            return SDC_OK;
+        }
+    }
+#endif
     return sdc_fail(err, SDC_E_IO,
                     "vaelight: %s not found next to the program (../data/vaelight/, "
                     "../share/sdc/vaelight/, data/vaelight/); give its path (--decoder-path FILE) "

@@ -69,6 +69,12 @@ sdc_status sdc_vaelight_decode_branches(const sdc_vaelight *d, const float *late
                                         int w, float *image, float *branch[4], sdc_pool *pool,
                                         sdc_error *err);
 
+/* A preview in one call, for a sampler's step callback: decodes one latent [1, 4, h, w] (the
+ * sampler's own, divided by 0.18215 here unless `scaled`) and writes it to `path` as an 8-bit
+ * RGB PNG of 8w x 8h (atomically, io/png.h). Allocates and frees its buffers. */
+sdc_status sdc_vaelight_write_png(const sdc_vaelight *d, const float *latent, int h, int w,
+                                  int scaled, const char *path, sdc_pool *pool, sdc_error *err);
+
 /* Where VAEpreview.onnx is: `path` itself when not NULL; else $SDC_VAELIGHT when set; else the
  * first that exists of EXE_DIR/../data/vaelight/, EXE_DIR/../share/sdc/vaelight/ and
  * EXE_DIR/data/vaelight/ (EXE_DIR: the running program's folder, so a build folder inside the

@@ -65,16 +65,12 @@
 #endif
 #define NR (VL * NV) /* columns of the register tile */
 
-#ifndef KC
-#define KC 320
-#endif
-#define KC_       /* depth of a packed block: an NR-wide B panel (KC*NR floats) stays in L1 */
-#ifndef MC
-#define MC (MR * 24)
-#endif /* rows of a packed A block, which stays in L2 */
-#ifndef NC
-#define NC (NR * 64)
-#endif /* columns of a packed B block */
+/* Cache blocking, measured on the AVX-512 target (Xeon, 48 KB L1d, 2 MB L2): KC 256..512 and
+ * MC, NC within 2x of these all land within a few percent; K is cut into equal blocks of at
+ * most KC (K = 768 runs as 3 x 256, not 320 + 320 + 128). */
+#define KC 320       /* max depth of a packed block: an NR-wide B panel (KC x NR) stays in L1 */
+#define MC (MR * 24) /* rows of a packed A block, which stays in L2 */
+#define NC (NR * 64) /* columns of a packed B block */
 
 /* Below this many multiply-adds a call runs on the calling thread: waking the pool costs more. */
 #define MIN_THREADED_MACS (1 << 17)

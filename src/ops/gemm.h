@@ -32,7 +32,8 @@ typedef struct sdc_gemm_args {
     int accumulate;        /* 1: C += A.B (+bias); 0: C = A.B (+bias) */
 } sdc_gemm_args;
 
-/* Plain triple loop in double-free f32: the oracle every optimized path is tested against. */
+/* Plain triple loop in double-free f32: the oracle every optimized path is tested against.
+ * (In both, an operand whose dtype is not F32/F16/BF16 reads as zeros.) */
 void sdc_gemm_ref(const sdc_gemm_args *g);
 /* Packed, vectorized, threaded over the pool (NULL pool = calling thread only). Pack buffers
  * (a few MB per thread at most) are allocated per call; if that fails it computes the same
@@ -52,8 +53,11 @@ int sdc_gemm_ex(sdc_pool *pool, const sdc_gemm_args *g, sdc_gemm_bfill_fn bfill,
 
 /* 2-D convolution of one image, weights [O, C, kh, kw] in any float dtype, optional bias [O]:
  *   y[O, Ho, Wo] = conv(x[C, H, W]),  Ho = (H + 2*pad - kh)/stride + 1  (same for Wo).
- * Uses bounded scratch (tiled im2col), allocated internally per call; 1x1 stride-1 convs skip
- * im2col. Returns 0, or -1 when scratch cannot be allocated. */
+ * Uses bounded scratch (im2col panels packed straight into the GEMM's pack buffers, a few MB per
+ * thread whatever the image size), allocated internally per call; 1x1 stride-1 convs skip
+ * im2col. Padding is symmetric (torch). Returns 0, or -1 when scratch cannot be allocated or the
+ * arguments are invalid (sizes < 1, stride < 1, pad < 0, kernel larger than the padded image,
+ * weights not F32/F16/BF16); y is then untouched. sdc_conv2d_ref ignores invalid arguments. */
 typedef struct sdc_conv2d_args {
     const float *x; int C, H, W;
     const void *w; sdc_dtype wdtype; int O, kh, kw;

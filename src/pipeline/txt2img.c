@@ -11,6 +11,7 @@
 #include "core/sha256.h"
 #include "core/threadpool.h"
 #include "io/png.h"
+#include "model/vaelight.h"
 #include "pipeline/infotext.h"
 #include "pipeline/runner.h"
 #include "sampling/sampler.h"
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define SDC_VERSION_STRING "sdc 0.1"
@@ -104,8 +106,10 @@ static sdc_status resolve(const sdc_model *m, const sdc_txt2img_params *p, resol
     r->rng = (sdc_rng_kind)rk;
     r->h = p->height / 8;
     r->w = p->width / 8;
-    if (!m->has_unet || !m->has_vae)
+    if (!m->has_unet || (!m->has_vae && !p->final_vaelight))
         return sdc_fail(e, SDC_E_FORMAT, "%s: txt2img needs the UNet and the VAE decoder", m->path);
+    if (p->preview_every < 0 || p->preview_every > 1000)
+        return sdc_fail(e, SDC_E_INVALID_ARG, "preview every %d steps is outside 1..1000", p->preview_every);
     if ((p->cond != NULL) != (p->uncond != NULL))
         return sdc_fail(e, SDC_E_INVALID_ARG, "give both cond and uncond conditioning, or neither");
     if (p->cond && (p->cond_len < 77 || p->cond_len % 77 || p->uncond_len < 77 || p->uncond_len % 77 ||
@@ -151,10 +155,31 @@ static sdc_status unet_eps(void *user, const float *x_in, size_t n, float t, int
 typedef struct step_progress {
     const sdc_txt2img_params *p;
     double t_last;
+    const sdc_vaelight *preview; /* NULL: no previews */
+    int preview_is_dir, h, w;
+    sdc_pool *pool;
+    sdc_timings *timings;
 } step_progress;
+
+/* Writes the preview of this step's denoised latent (the x0 prediction A1111 shows). */
+static sdc_status write_preview(step_progress *sp, const sdc_step_info *info) {
+    const sdc_txt2img_params *p = sp->p;
+    int every = p->preview_every > 0 ? p->preview_every : 1;
+    if ((info->step + 1) % every != 0 && info->step + 1 != info->steps) return SDC_OK;
+    char path[4096];
+    if (sp->preview_is_dir) snprintf(path, sizeof path, "%s/step_%03d.png", p->preview, info->step + 1);
+    else snprintf(path, sizeof path, "%s", p->preview);
+    sdc_error e = {0};
+    double t0 = now_s();
+    sdc_status s = sdc_vaelight_write_png(sp->preview, info->denoised, sp->h, sp->w, 0, path, sp->pool, &e);
+    sp->timings->preview += now_s() - t0;
+    sp->timings->n_previews++;
+    return s;
+}
 
 static sdc_status on_step(void *user, const sdc_step_info *info) {
     step_progress *sp = user;
+    if (sp->preview) SDC_TRY(write_preview(sp, info));
     double t = now_s(), dt = t - sp->t_last;
     sp->t_last = t;
     if (sp->p->progress && sp->p->progress(sp->p->progress_user, info->step + 1, info->steps, dt))
@@ -248,6 +273,7 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     double t0 = now_s();
     unet_model u = {0};
     sdc_runner vae = {0};
+    sdc_vaelight *vl = NULL;
     sdc_pool *pool = NULL;
     float *ctx = NULL, *x = NULL, *work = NULL;
     sdc_sched *sched = NULL;
@@ -308,7 +334,7 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     sp.cfg.scale = p->cfg;
     sp.rngs = &rng;
     sp.batch = 1;
-    step_progress prog = {p, 0.0};
+    step_progress prog = {.p = p};
     sp.on_step = on_step;
     sp.step_user = &prog;
     uint64_t seed = p->seed;
@@ -316,6 +342,30 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     if (p->init_latent) memcpy(x, p->init_latent, n * sizeof(float));
     float scale = sdc_sampler_noise_scale(&sp);
     for (size_t i = 0; i < n; i++) x[i] *= scale;
+
+    /* previews (and the optional fast final decode) with the vaelight decoder */
+    if (p->preview || p->final_vaelight) {
+        char vpath[4096];
+        if (sdc_vaelight_find(p->preview_decoder, vpath, sizeof vpath, &e) != SDC_OK ||
+            sdc_vaelight_load(vpath, &vl, &e) != SDC_OK)
+            goto done;
+    }
+    if (p->preview) {
+        size_t pl = strlen(p->preview);
+        prog.preview_is_dir = !(pl >= 4 && !strcasecmp(p->preview + pl - 4, ".png"));
+        if (prog.preview_is_dir && mkdir(p->preview, 0777) != 0) {
+            struct stat st;
+            if (stat(p->preview, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                sdc_fail(&e, SDC_E_IO, "%s: cannot create the preview directory", p->preview);
+                goto done;
+            }
+        }
+        prog.preview = vl;
+    }
+    prog.h = r.h;
+    prog.w = r.w;
+    prog.pool = pool;
+    prog.timings = &out->timings;
 
     /* 3. the sampling loop on UNet graphs built once */
     u.pool = pool;
@@ -348,14 +398,8 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     out->timings.steps = sched->steps;
     for (int i = 0; i < u.n_runs; i++) sdc_runner_free(&u.run[i]);
 
-    /* 4. VAE decoder and the picture */
+    /* 4. VAE decoder (or vaelight) and the picture */
     ts = now_s();
-    if (sdc_runner_vae(&vae, m, 1, r.h, r.w, 0, &e) != SDC_OK) goto done;
-    float *z = sdc_runner_input(&vae, 0);
-    for (size_t i = 0; i < n; i++) z[i] = x[i] / SDC_VAE_SCALE;
-    if (sdc_runner_run(&vae, pool, &e) != SDC_OK) goto done;
-    size_t vae_bytes = vae.plan.arena_floats * sizeof(float);
-    out->timings.peak_arena_bytes = vae_bytes > u.peak_arena ? vae_bytes : u.peak_arena;
     out->width = p->width;
     out->height = p->height;
     out->rgb = malloc((size_t)p->width * (size_t)p->height * 3);
@@ -363,7 +407,25 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
         sdc_fail(&e, SDC_E_NOMEM, "out of memory");
         goto done;
     }
-    sdc_image_to_u8(sdc_runner_output(&vae), p->height, p->width, out->rgb);
+    out->timings.peak_arena_bytes = u.peak_arena;
+    if (p->final_vaelight) {
+        float *zs = malloc(n * sizeof(float)), *img = malloc((size_t)3 * p->width * p->height * sizeof(float));
+        sdc_status vs = zs && img ? SDC_OK : sdc_fail(&e, SDC_E_NOMEM, "out of memory");
+        for (size_t i = 0; vs == SDC_OK && i < n; i++) zs[i] = x[i] / SDC_VAE_SCALE;
+        if (vs == SDC_OK) vs = sdc_vaelight_decode(vl, zs, r.h, r.w, img, pool, &e);
+        if (vs == SDC_OK) sdc_image_to_u8(img, p->height, p->width, out->rgb);
+        free(zs);
+        free(img);
+        if (vs != SDC_OK) goto done;
+    } else {
+        if (sdc_runner_vae(&vae, m, 1, r.h, r.w, 0, &e) != SDC_OK) goto done;
+        float *z = sdc_runner_input(&vae, 0);
+        for (size_t i = 0; i < n; i++) z[i] = x[i] / SDC_VAE_SCALE;
+        if (sdc_runner_run(&vae, pool, &e) != SDC_OK) goto done;
+        size_t vae_bytes = vae.plan.arena_floats * sizeof(float);
+        if (vae_bytes > out->timings.peak_arena_bytes) out->timings.peak_arena_bytes = vae_bytes;
+        sdc_image_to_u8(sdc_runner_output(&vae), p->height, p->width, out->rgb);
+    }
     out->timings.vae = now_s() - ts;
     out->latent = x;
     x = NULL;
@@ -373,6 +435,7 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
 done:
     for (int i = 0; i < 2; i++) sdc_runner_free(&u.run[i]);
     sdc_runner_free(&vae);
+    sdc_vaelight_free(vl);
     sdc_pool_free(pool);
     free(ctx);
     free(x);

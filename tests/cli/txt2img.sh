@@ -74,6 +74,14 @@ ok "unet" "$SDC" unet -m "$M" --latent "$T/z.npy" --timestep 500.5 --context "$T
 ok "txt2img --cond/--uncond" "$SDC" txt2img -m "$M" --cond "$T/c.npy" --uncond "$T/c2.npy" -W 48 -H 32 --steps 2 -o "$T/e.png"
 ok "txt2img --init-latent" "$SDC" txt2img -m "$M" -p "a" --init-latent "$T/z.npy" -W 48 -H 32 --steps 2 -o "$T/f.png"
 
+# live previews with the vaelight decoder, and vaelight for the final picture
+ok "txt2img --preview DIR" "$SDC" txt2img -m "$M" -p "a cat" -W 64 -H 64 --steps 4 --preview "$T/prev" --preview-every 2 -o "$T/p.png"
+[ -s "$T/prev/step_002.png" ] && [ -s "$T/prev/step_004.png" ] && [ ! -e "$T/prev/step_001.png" ] && pass || fail "preview files"
+grep -q "previews (2, each)" "$T/out.txt" && pass || { fail "preview cost missing from the timing table"; cat "$T/out.txt" >&2; }
+ok "txt2img --preview FILE --preview-decoder vaelight" "$SDC" txt2img -m "$M" -p "a cat" -W 64 -H 64 --steps 2 --preview "$T/live.png" --preview-decoder vaelight -o "$T/q.png"
+[ -s "$T/live.png" ] && [ -s "$T/q.png" ] && pass || fail "vaelight final or preview file"
+grep -q "vaelight decoder" "$T/out.txt" && pass || fail "vaelight row missing"
+
 # ---- refusals: before any work, one line, nothing written ---------------------------------------
 refused "width not a multiple of 8" "$T/r1.png" "$SDC" txt2img -m "$M" -p x -W 100 -H 64 -o "$T/r1.png"
 refused "height 2056" "$T/r2.png" "$SDC" txt2img -m "$M" -p x -W 64 -H 2056 -o "$T/r2.png"
@@ -98,6 +106,8 @@ refused "decode bad latent" "$T/r19.png" "$SDC" decode -m "$M" --latent "$T/c.np
 refused "encode clip skip 0" "$T/r20.npy" "$SDC" encode -m "$M" -p x --clip-skip 0 -o "$T/r20.npy"
 printf 'garbage' >"$T/bad.npy"
 refused "decode garbage npy" "$T/r21.png" "$SDC" decode -m "$M" --latent "$T/bad.npy" -o "$T/r21.png"
+refused "preview decoder other" "$T/r22.png" "$SDC" txt2img -m "$M" -p x --preview-decoder taesd -o "$T/r22.png"
+refused "preview decoder missing" "$T/r23.png" "$SDC" txt2img -m "$M" -p x -W 8 -H 8 --preview "$T/pp" --decoder-path "$T/none.onnx" -o "$T/r23.png"
 ls "$T"/*.tmp >/dev/null 2>&1 && fail "temporary files left behind" || pass
 
 echo "txt2img.sh: $passed passed, $failed failed"

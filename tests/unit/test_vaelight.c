@@ -7,7 +7,8 @@
  * - VAEpreview.onnx (shared copy, and the one shipped in data/vaelight/) loads: 266,780
  *   parameters, 28 conv layers; a real SD1.5 latent (Axera's calib_data_vae_256.tar, cropped
  *   to 16x12) decodes to an image in [-1, 1] that is clip(sum of the four branches resized by the
- *   reference resize) within 1e-6, identical with 1 and 3 threads;
+ *   reference resize) within 1e-6, identical with 1 and 3 threads; sdc_vaelight_write_png
+ *   writes a 96x128 PNG from it, scaled or not;
  * - refusals, each one line with the right status: VAEencoder.onnx, empty, random and truncated
  *   files, a directory, a missing file, protobuf nested 30 deep, a 4 MB graph of empty nodes
  *   that would decode to hundreds of MB, and VAEpreview.onnx edited with protobuf-c (a Relu, a
@@ -192,6 +193,23 @@ static void real_decoder(void) {
     CHECK_CLOSE(err, 1e-6, "image = clip(sum of resized branches)");
     printf("  real latent crop 16x12: image in [%.3f, %.3f], mean %.3f\n", lo, hi, mean);
     CHECK(lo >= -1 && hi <= 1 && hi - lo > 0.5, "image range [%g, %g]", lo, hi);
+    /* the one-call preview: an 8-bit PNG of 8w x 8h, from a scaled or an unscaled latent */
+    for (int scaled = 0; scaled < 2; scaled++) {
+        float *zz = malloc(sizeof(float) * 4 * h * w);
+        for (int i = 0; i < 4 * h * w; i++) zz[i] = scaled ? z[i] : z[i] * 0.18215f;
+        char path[128];
+        snprintf(path, sizeof path, "%s/preview%d.png", tmpdir, scaled);
+        CHECK(sdc_vaelight_write_png(d, zz, h, w, scaled, path, p3, &e) == SDC_OK, "%s", e.msg);
+        unsigned char head[24] = {0};
+        FILE *f = fopen(path, "rb");
+        size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+        if (f) fclose(f);
+        CHECK(got == 24 && memcmp(head, "\x89PNG", 4) == 0 && head[19] == W && head[23] == H,
+              "preview PNG header (scaled %d)", scaled);
+        free(zz);
+    }
+    CHECK(sdc_vaelight_write_png(d, z, h, w, 1, "/nonexistent/dir/p.png", p1, &e) == SDC_E_IO &&
+              !strchr(e.msg, '\n'), "preview into a missing folder: %s", e.msg);
     CHECK(sdc_vaelight_decode(d, z, 0, w, img1, p1, &e) == SDC_E_INVALID_ARG && !strchr(e.msg, '\n'),
           "zero height accepted");
     CHECK(sdc_vaelight_decode(d, z, h, SDC_VAELIGHT_MAX_LATENT + 1, img1, p1, &e) == SDC_E_INVALID_ARG,

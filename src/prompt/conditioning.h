@@ -1,0 +1,114 @@
+/* src/prompt/conditioning.h: AUTOMATIC1111's text conditioning, as stable-diffusion-webui 1.10
+ * computes it for SD1.5 (modules/sd_hijack_clip.py, sd_emphasis.py, prompt_parser.py).
+ *
+ * Levels, bottom up:
+ *   sdc_a1111_tokenize_line   FrozenCLIPEmbedderWithCustomWords.tokenize_line: the prompt's
+ *                             attention fragments tokenized one by one, packed into chunks of 75
+ *                             tokens (comma backtrack, BREAK), each framed [BOS, 75, EOS], with
+ *                             per-token multipliers.
+ *   sdc_a1111_emphasis        emphasis "Original": z *= mult, then z *= mean(z_before)/mean(z),
+ *                             means over the whole [B, 77, D] batch in float32 as torch takes them.
+ *   sdc_a1111_encode_texts    FrozenCLIPEmbedderWithCustomWords(texts), i.e. forward(): per chunk
+ *                             index one text-encoder batch over all texts (a text with fewer chunks
+ *                             gets the empty chunk [BOS, EOS x 76]), emphasis per chunk batch,
+ *                             chunks concatenated: [B, 77 k, D].
+ *   sdc_a1111_cond_new        what processing.py hands the sampler: the prompt split at AND
+ *                             (positive prompts only), each subprompt's prompt-editing schedule
+ *                             encoded as one batch (get_learned_conditioning), and
+ *                             sdc_a1111_cond_rows picking each part's conditioning for a step
+ *                             (reconstruct_multicond_batch / reconstruct_cond_batch).
+ *
+ * Cond and uncond of different lengths (webui's CFGDenoiser): with the default options
+ * (pad_cond_uncond and pad_cond_uncond_v0 off) webui pads nothing and runs cond and uncond as
+ * separate UNet calls; sdc_a1111_pad does what either option does when a caller turns it on.
+ *
+ * Not here: textual-inversion embeddings (webui splices their vectors at matching tokens; without
+ * them the names are tokenized as words, as webui does when none is installed) and extra-network
+ * tags such as <lora:x:1> (webui removes them before this point).
+ */
+#ifndef SDC_PROMPT_CONDITIONING_H
+#define SDC_PROMPT_CONDITIONING_H
+
+#include "core/error.h"
+#include "sdc.h"
+
+#include <stdint.h>
+
+#define SDC_A1111_CHUNK 75         /* tokens per chunk between BOS and EOS */
+#define SDC_A1111_COMMA 267        /* ",</w>" */
+#define SDC_A1111_MAX_CHUNKS 64    /* 4800 tokens; the UNet context limit is 77 x 64 */
+
+typedef enum sdc_emphasis {
+    SDC_EMPHASIS_ORIGINAL = 0, /* webui's default */
+    SDC_EMPHASIS_NONE,         /* no attention parsing: brackets are text */
+    SDC_EMPHASIS_IGNORE,       /* parsed, multipliers ignored */
+    SDC_EMPHASIS_NO_NORM,      /* z *= mult without restoring the mean */
+} sdc_emphasis;
+
+typedef struct sdc_a1111_opts {
+    int clip_skip;               /* CLIP_stop_at_last_layers: 1 = last layer */
+    int comma_padding_backtrack; /* 20; 0 turns it off */
+    sdc_emphasis emphasis;
+} sdc_a1111_opts;
+
+/* webui's defaults: clip skip 1, backtrack 20, "Original". */
+sdc_a1111_opts sdc_a1111_opts_default(void);
+
+/* ---- tokenize_line ---- */
+
+typedef struct sdc_a1111_chunks {
+    int n;             /* chunks (>= 1) */
+    int32_t *tokens;   /* [n, 77]: BOS, 75 tokens or EOS padding, EOS */
+    double *mult;      /* [n, 77]: each token's fragment weight (Python float); 1.0 at BOS/EOS/padding */
+    int token_count;   /* what webui's UI shows: 75 per closed chunk + the last chunk's tokens */
+} sdc_a1111_chunks;
+
+sdc_status sdc_a1111_tokenize_line(const sdc_tokenizer *tok, const char *line, const sdc_a1111_opts *o,
+                                   sdc_a1111_chunks *out, sdc_error *err);
+void sdc_a1111_chunks_free(sdc_a1111_chunks *c); /* NULL-safe */
+
+/* ---- emphasis ----
+ * z [B, 77, D] in place, mult [B, 77] float32 (torch.asarray of the Python floats). count [B]:
+ * how many times each row stands in webui's batch (NULL = once each): the means are taken over
+ * the batch webui would have built, duplicates included. */
+void sdc_a1111_emphasis(float *z, const float *mult, const int *count, int B, int D, sdc_emphasis e);
+
+/* ---- forward(texts) ----
+ * texts [B] -> *out malloc'd [B, 77 * *n_chunks, D] (free()). Identical texts are encoded once. */
+sdc_status sdc_a1111_encode_texts(const sdc_model *m, const sdc_tokenizer *tok, const char *const *texts, int B,
+                                  const sdc_a1111_opts *o, float **out, int *n_chunks, sdc_error *err);
+
+/* ---- the sampler's conditioning ---- */
+
+typedef struct sdc_a1111_cond sdc_a1111_cond;
+
+/* Encodes `prompt` for a run of `steps` sampling steps (hires_steps 0: no hires pass; see
+ * sdc_prompt_schedule_get). is_negative: webui's uncond, which is not split at AND. */
+sdc_status sdc_a1111_cond_new(const sdc_model *m, const sdc_tokenizer *tok, const char *prompt, int steps,
+                              int hires_steps, int is_negative, const sdc_a1111_opts *o, sdc_a1111_cond **out,
+                              sdc_error *err);
+void sdc_a1111_cond_free(sdc_a1111_cond *c); /* NULL-safe */
+
+/* AND parts (1 for a negative prompt), their weights, and the row length T (a multiple of 77:
+ * the longest part's; every part's rows are this long) and width D. */
+int sdc_a1111_cond_parts(const sdc_a1111_cond *c);
+double sdc_a1111_cond_weight(const sdc_a1111_cond *c, int part);
+int sdc_a1111_cond_tokens(const sdc_a1111_cond *c);
+int sdc_a1111_cond_width(const sdc_a1111_cond *c);
+
+/* out [parts, T, D]: each part's conditioning at sampler step `step` (0-based: webui's
+ * CFGDenoiser.step, which counts model calls), i.e. its first schedule entry with
+ * step <= end_at_step; past the last entry webui falls back to the first, and so does this. A part
+ * shorter than T repeats its last token vector (webui's stack_conds). Returns 1 if some part uses
+ * another entry than at step - 1 (always 1 at step 0): a caller may skip unchanged rows. */
+int sdc_a1111_cond_rows(const sdc_a1111_cond *c, int step, float *out);
+
+/* ---- cond / uncond padding (webui's options; both default off) ----
+ * in [T_in, D] -> out [T_out, D] with T_out >= T_in:
+ *   empty != NULL (pad_cond_uncond): in, then copies of the empty prompt's [77, D] conditioning
+ *                                    (webui pads whichever of cond / uncond is shorter);
+ *   empty == NULL (pad_cond_uncond_v0, uncond only): in, then its last vector repeated.
+ * pad_cond_uncond_v0 also truncates an uncond longer than cond: copy its first T_out rows. */
+void sdc_a1111_pad(const float *in, int T_in, int D, const float *empty, int T_out, float *out);
+
+#endif

@@ -1,6 +1,7 @@
 /* bench/bench_ops.c: GFLOP/s of the GEMM and conv2d kernels on Stable Diffusion 1.5 shapes.
  *
- *   bench_ops [SECONDS_PER_MEASUREMENT]     (default 0.3)
+ *   bench_ops [SECONDS_PER_MEASUREMENT [FILTER]]   (default 0.3 s; FILTER: a substring of the
+ *                                                   row names to run, e.g. "attn" or "conv2d")
  *
  * One row per shape and weight dtype: the reference (sdc_gemm_ref, timed on the first few rows
  * only, it is slow), sdc_gemm on 1 and 2 threads, the speed-ups, and OpenBLAS cblas_sgemm (f32
@@ -33,6 +34,7 @@ static double now_s(void) {
 }
 
 static double min_seconds = 0.3;
+static const char *filter = ""; /* run only the rows whose name contains this */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* OpenBLAS, if present at run time                                                                */
@@ -192,10 +194,14 @@ static double time_blas(operands *o, const bench_case *c, int nth) {
 }
 
 static void bench_gemm(sdc_pool *pool2) {
-    printf("%-26s %5s %5s %5s %4s | %7s %7s %7s | %7s %5s | %7s %7s %6s\n", "GEMM (GFLOP/s)", "M", "N",
-           "K", "W", "ref", "sdc 1T", "sdc 2T", "1T/ref", "2T/1T", "blas 1T", "blas 2T", "1T/bl");
+    int header = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const bench_case *c = &cases[i];
+        if (!strstr(c->name, filter)) continue;
+        if (!header++)
+            printf("%-26s %5s %5s %5s %4s | %7s %7s %7s | %7s %5s | %7s %7s %6s\n", "GEMM (GFLOP/s)",
+                   "M", "N", "K", "W", "ref", "sdc 1T", "sdc 2T", "1T/ref", "2T/1T", "blas 1T",
+                   "blas 2T", "1T/bl");
         int has_weight = c->kind == LINEAR || c->kind == CONV;
         for (int d = 0; d < (has_weight ? 2 : 1); d++) {
             sdc_dtype wdt = d ? SDC_F16 : SDC_F32;
@@ -224,6 +230,7 @@ static void bench_gemm(sdc_pool *pool2) {
 /* conv2d and the pool                                                                             */
 
 static void bench_conv(sdc_pool *pool2) {
+    if (!strstr("conv2d 3x3 320->320", filter)) return;
     printf("\n%-26s %4s | %7s %7s %7s | %7s %5s\n", "conv2d (GFLOP/s)", "W", "ref", "sdc 1T", "sdc 2T",
            "1T/ref", "2T/1T");
     const int C = 320, O = 320, H = 64, W = 64;
@@ -258,6 +265,7 @@ done:
 static void empty_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
 
 static void bench_pool(sdc_pool *pool2) {
+    if (!strstr("sdc_pool_run", filter)) return;
     int reps = 0;
     double t0 = now_s(), dt;
     do {
@@ -271,6 +279,7 @@ static void bench_pool(sdc_pool *pool2) {
 int main(int argc, char **argv) {
     if (argc > 1) min_seconds = atof(argv[1]);
     if (!(min_seconds > 0)) min_seconds = 0.3;
+    if (argc > 2) filter = argv[2];
     load_blas();
     sdc_pool *pool2 = sdc_pool_new(2);
     if (!pool2) {

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 typedef enum sdc_dtype {
     SDC_F32 = 0,
@@ -34,8 +37,10 @@ extern const sdc_dtype_traits sdc_dtype_table[SDC_DTYPE_COUNT];
 int sdc_dtype_from_name(const char *name, size_t len);
 
 static inline float sdc_f16_to_f32(uint16_t h) {
-#if defined(__F16C__) || defined(__aarch64__)
-    _Float16 v;
+#if defined(__F16C__)
+    return _cvtsh_ss(h);
+#elif defined(__aarch64__)
+    __fp16 v;
     memcpy(&v, &h, 2);
     return (float)v;
 #else
@@ -58,8 +63,10 @@ static inline float sdc_f16_to_f32(uint16_t h) {
 
 /* Round-to-nearest-even f32 -> f16 (overflow to inf, NaN kept). */
 static inline uint16_t sdc_f32_to_f16(float f) {
-#if defined(__F16C__) || defined(__aarch64__)
-    _Float16 v = (_Float16)f;
+#if defined(__F16C__)
+    return (uint16_t)_cvtss_sh(f, 0); /* 0 = round to nearest even */
+#elif defined(__aarch64__)
+    __fp16 v = (__fp16)f;
     uint16_t h;
     memcpy(&h, &v, 2);
     return h;

@@ -63,6 +63,17 @@ int sdc_g_fail(sdc_graph *g, sdc_status code, const char *fmt, ...) {
     return -1;
 }
 
+/* Makes room for one more node without moving the array during the next push(). */
+static int reserve(sdc_graph *g) {
+    if (g->n_nodes < g->cap_nodes) return 0;
+    int cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
+    sdc_node *n = realloc(g->nodes, (size_t)cap * sizeof *n);
+    if (!n) return fail(g, SDC_E_NOMEM, "graph: out of memory at %d nodes", g->n_nodes);
+    g->nodes = n;
+    g->cap_nodes = cap;
+    return 0;
+}
+
 /* Appends a node with the given op and inputs; the caller fills shape and parameters. */
 static sdc_node *push(sdc_graph *g, sdc_op op, int n_in, const int *in) {
     if (g->err.code != SDC_OK) return NULL;
@@ -203,12 +214,14 @@ int sdc_g_weight_f32(sdc_graph *g, const char *name, int ndim, const int64_t *sh
         if (!(cond)) return fail(g, SDC_E_FORMAT, __VA_ARGS__);                                    \
     } while (0)
 #define VALID(v) ((v) >= 0 && (v) < g->n_nodes)
+/* Validates the inputs and reserves room for one more node, so that node pointers taken after
+ * this (const sdc_node *X = N(g, x)) stay valid across the push() that follows. */
 #define CHECK_INPUTS(...)                                                                          \
     do {                                                                                           \
         int ins_[] = {__VA_ARGS__};                                                                \
         for (size_t i_ = 0; i_ < sizeof ins_ / sizeof ins_[0]; i_++)                               \
             if (!VALID(ins_[i_])) return -1;                                                       \
-        if (g->err.code != SDC_OK) return -1;                                                      \
+        if (g->err.code != SDC_OK || reserve(g) != 0) return -1;                                   \
     } while (0)
 
 int sdc_g_linear(sdc_graph *g, int x, int w, int b) {

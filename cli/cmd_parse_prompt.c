@@ -39,8 +39,10 @@ static int print_str(const char *s, size_t len) {
 
 static void print_num(double v, int is_int) {
     char b[32];
-    if (is_int) printf("%d", (int)v); /* the int -1 of a BREAK */
-    else fputs((sdc_prompt_json_double(v, b), b), stdout);
+    if (is_int)
+        printf("%d", (int)v); /* the int -1 of a BREAK */
+    else
+        fputs((sdc_prompt_json_double(v, b), b), stdout);
 }
 
 static int show_attention(const char *text, int json, sdc_error *e) {
@@ -142,8 +144,9 @@ int cmd_parse_prompt(int argc, char **argv) {
     if (steps && and_mode) return cli_fail(C, "--schedule and --and are separate views: give one");
 
     sdc_error e = {0};
-    int rc = steps ? show_schedule(text, steps, json, &e) : and_mode ? show_and(text, json, &e)
-                                                                     : show_attention(text, json, &e);
+    int rc = steps      ? show_schedule(text, steps, json, &e)
+             : and_mode ? show_and(text, json, &e)
+                        : show_attention(text, json, &e);
     if (rc) return cli_fail(C, "%s", e.code != SDC_OK ? e.msg : "out of memory");
     if (fflush(stdout) != 0 || ferror(stdout)) return cli_fail(C, "cannot write the output");
     return 0;

@@ -15,6 +15,8 @@ static void usage(void) {
     printf(
         "usage: sdc txt2img -m MODEL -p PROMPT [options]\n"
         "  -n, --negative TEXT        negative prompt (default: empty)\n"
+        "                             prompts use A1111 syntax: (a:1.2), [a], BREAK, AND, [a:b:0.5], [a|b]\n"
+        "      --raw-prompt           feed the texts to CLIP literally (one chunk, no syntax), as diffusers does\n"
         "  -W, --width N              image width, multiple of 8 in 8..2048 (512)\n"
         "  -H, --height N             image height, multiple of 8 in 8..2048 (512)\n"
         "      --steps N              sampling steps (20)\n"
@@ -80,7 +82,7 @@ int cmd_txt2img(int argc, char **argv) {
     double cfg = 7.0;
     long long seed = 0;
     enum { O_STEPS = 256, O_CFG, O_SAMPLER, O_SCHEDULE, O_COMPAT, O_FINAL, O_SEED, O_RNG, O_CLIPSKIP,
-           O_INIT, O_COND, O_UNCOND, O_SAVE, O_PREVIEW, O_PREVIEW_EVERY, O_PREVIEW_DECODER, O_DECODER_PATH };
+           O_INIT, O_COND, O_UNCOND, O_SAVE, O_PREVIEW, O_PREVIEW_EVERY, O_PREVIEW_DECODER, O_DECODER_PATH, O_RAW };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
         {"negative", required_argument, 0, 'n'},    {"width", required_argument, 0, 'W'},
@@ -94,6 +96,7 @@ int cmd_txt2img(int argc, char **argv) {
         {"preview", required_argument, 0, O_PREVIEW}, {"preview-every", required_argument, 0, O_PREVIEW_EVERY},
         {"preview-decoder", required_argument, 0, O_PREVIEW_DECODER},
         {"decoder-path", required_argument, 0, O_DECODER_PATH},
+        {"raw-prompt", no_argument, 0, O_RAW},
         {"threads", required_argument, 0, 't'},     {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     CLI_GETOPT_RESET();
@@ -131,6 +134,7 @@ int cmd_txt2img(int argc, char **argv) {
             p.final_vaelight = 1;
             break;
         case O_DECODER_PATH: p.preview_decoder = optarg; break;
+        case O_RAW: p.raw_prompt = 1; break;
         case 't': if (cli_int_arg(C, "--threads", optarg, 1, 256, &threads)) return 1; break;
         case 'o': out_path = optarg; break;
         case 'h': usage(); return 0;

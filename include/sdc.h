@@ -109,7 +109,10 @@ sdc_status sdc_vae_decode(const sdc_model *m, const float *z_scaled, int batch, 
 typedef int (*sdc_progress_fn)(void *user, int step, int steps, double step_seconds);
 
 typedef struct sdc_txt2img_params {
-    const char *prompt;           /* UTF-8; fed to the tokenizer as is */
+    const char *prompt;           /* UTF-8, in A1111 syntax: (weights), [less], BREAK, AND,
+                                     prompt editing [a:b:when] and alternation [a|b] */
+    int raw_prompt;               /* 1: feed prompt and negative to CLIP literally (one 77-token
+                                     chunk each, no syntax), as diffusers pipelines do */
     const char *negative;         /* NULL or "" = the empty prompt (still encoded, as A1111 does) */
     int width, height;            /* pixels, multiples of 8 in 8..2048 (512 x 512 default) */
     int steps;                    /* 1..1000 (20) */

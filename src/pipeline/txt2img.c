@@ -14,6 +14,7 @@
 #include "model/vaelight.h"
 #include "pipeline/infotext.h"
 #include "pipeline/runner.h"
+#include "prompt/conditioning.h"
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
 
@@ -130,13 +131,19 @@ typedef struct unet_model {
     int n_runs;
     size_t peak_arena;
     sdc_pool *pool;
+    /* A1111 conditioning that may change with the step (prompt editing, alternation):
+     * written into the runners' context inputs before each call; NULL for fixed conditioning */
+    const sdc_a1111_cond *pos, *neg;
+    float *pos_ctx, *neg_ctx; /* where in the runner inputs the cond rows and the uncond row live */
 } unet_model;
 
 static sdc_status unet_eps(void *user, const float *x_in, size_t n, float t, int step, float *eps,
                            int rows, sdc_error *err) {
-    (void)step;
     unet_model *u = user;
-    if (rows != 2) return sdc_fail(err, SDC_E_INVALID_ARG, "txt2img: expected 2 guidance rows, got %d", rows);
+    if (u->pos) {
+        sdc_a1111_cond_rows(u->pos, step, u->pos_ctx);
+        sdc_a1111_cond_rows(u->neg, step, u->neg_ctx);
+    }
     int row = 0;
     for (int r = 0; r < u->n_runs; r++) {
         sdc_runner *R = &u->run[r];
@@ -149,6 +156,7 @@ static sdc_status unet_eps(void *user, const float *x_in, size_t n, float t, int
         memcpy(eps + (size_t)row * n, sdc_runner_output(R), (size_t)B * n * sizeof(float));
         row += B;
     }
+    if (row != rows) return sdc_fail(err, SDC_E_INVALID_ARG, "txt2img: %d guidance rows, the UNet ran %d", rows, row);
     return SDC_OK;
 }
 
@@ -274,6 +282,8 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     unet_model u = {0};
     sdc_runner vae = {0};
     sdc_vaelight *vl = NULL;
+    sdc_tokenizer *tok = NULL;
+    sdc_a1111_cond *pos = NULL, *neg = NULL;
     sdc_pool *pool = NULL;
     float *ctx = NULL, *x = NULL, *work = NULL;
     sdc_sched *sched = NULL;
@@ -296,9 +306,30 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     sdc_autov2_hex(digest, hash);
     out->timings.load_hash = now_s() - ts;
 
-    /* 1. conditioning: [cond | uncond] */
-    int Tc = p->cond ? p->cond_len : SDC_CLIP_CTX, Tu = p->cond ? p->uncond_len : SDC_CLIP_CTX;
-    ctx = malloc((size_t)(Tc + Tu) * (size_t)D * sizeof(float));
+    /* 1. conditioning: k cond rows of Tc tokens (k > 1 for AND prompts), one uncond row of Tu */
+    int k = 1, Tc = p->cond ? p->cond_len : SDC_CLIP_CTX, Tu = p->cond ? p->uncond_len : SDC_CLIP_CTX;
+    double and_weights[SDC_MAX_CONDS];
+    ts = now_s();
+    if (!p->cond && !p->raw_prompt) {
+        sdc_a1111_opts ao = {.clip_skip = p->clip_skip, .comma_padding_backtrack = 20, .emphasis = SDC_EMPHASIS_ORIGINAL};
+        char eb[512];
+        if (sdc_tokenizer_new(&tok, eb, sizeof eb) != SDC_OK) {
+            sdc_fail(&e, SDC_E_FORMAT, "%s", eb);
+            goto done;
+        }
+        if (sdc_a1111_cond_new(m, tok, p->prompt ? p->prompt : "", p->steps, 0, 0, &ao, &pos, &e) != SDC_OK ||
+            sdc_a1111_cond_new(m, tok, p->negative ? p->negative : "", p->steps, 0, 1, &ao, &neg, &e) != SDC_OK)
+            goto done;
+        k = sdc_a1111_cond_parts(pos);
+        if (k > SDC_MAX_CONDS) {
+            sdc_fail(&e, SDC_E_LIMIT, "the prompt has %d AND parts; at most %d are supported", k, SDC_MAX_CONDS);
+            goto done;
+        }
+        for (int i = 0; i < k; i++) and_weights[i] = sdc_a1111_cond_weight(pos, i);
+        Tc = sdc_a1111_cond_tokens(pos);
+        Tu = sdc_a1111_cond_tokens(neg);
+    }
+    ctx = malloc((size_t)(k * Tc + Tu) * (size_t)D * sizeof(float));
     x = malloc(n * sizeof(float));
     sched = malloc(sizeof *sched);
     nt = malloc(sizeof *nt);
@@ -306,8 +337,10 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
         sdc_fail(&e, SDC_E_NOMEM, "out of memory");
         goto done;
     }
-    ts = now_s();
-    if (p->cond) {
+    if (pos) {
+        sdc_a1111_cond_rows(pos, 0, ctx);
+        sdc_a1111_cond_rows(neg, 0, ctx + (size_t)k * (size_t)Tc * (size_t)D);
+    } else if (p->cond) {
         if (m->has_clip && m->clip.width != D) {
             sdc_fail(&e, SDC_E_INVALID_ARG, "conditioning width mismatch");
             goto done;
@@ -332,6 +365,12 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     sp.model = unet_eps;
     sp.model_user = &u;
     sp.cfg.scale = p->cfg;
+    float weights_f[SDC_MAX_CONDS];
+    if (k > 1) {
+        for (int i = 0; i < k; i++) weights_f[i] = (float)and_weights[i];
+        sp.cfg.n_cond = k;
+        sp.cfg.weights = weights_f;
+    }
     sp.rngs = &rng;
     sp.batch = 1;
     step_progress prog = {.p = p};
@@ -369,18 +408,24 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
 
     /* 3. the sampling loop on UNet graphs built once */
     u.pool = pool;
-    if (Tc == Tu) {
+    size_t cond_floats = (size_t)k * (size_t)Tc * (size_t)D;
+    if (Tc == Tu) { /* one batch: [cond_0 .. cond_k-1, uncond] */
         u.n_runs = 1;
-        if (sdc_runner_unet(&u.run[0], m, 2, r.h, r.w, Tc, 0, 0, &e) != SDC_OK) goto done;
-        memcpy(sdc_runner_input(&u.run[0], 2), ctx, (size_t)(Tc + Tu) * (size_t)D * sizeof(float));
-    } else {
+        if (sdc_runner_unet(&u.run[0], m, k + 1, r.h, r.w, Tc, 0, 0, &e) != SDC_OK) goto done;
+        u.pos_ctx = sdc_runner_input(&u.run[0], 2);
+        u.neg_ctx = u.pos_ctx + cond_floats;
+    } else { /* webui runs cond and uncond of different lengths as separate calls */
         u.n_runs = 2;
-        if (sdc_runner_unet(&u.run[0], m, 1, r.h, r.w, Tc, 0, 0, &e) != SDC_OK ||
+        if (sdc_runner_unet(&u.run[0], m, k, r.h, r.w, Tc, 0, 0, &e) != SDC_OK ||
             sdc_runner_unet(&u.run[1], m, 1, r.h, r.w, Tu, 0, 0, &e) != SDC_OK)
             goto done;
-        memcpy(sdc_runner_input(&u.run[0], 2), ctx, (size_t)Tc * (size_t)D * sizeof(float));
-        memcpy(sdc_runner_input(&u.run[1], 2), ctx + (size_t)Tc * (size_t)D, (size_t)Tu * (size_t)D * sizeof(float));
+        u.pos_ctx = sdc_runner_input(&u.run[0], 2);
+        u.neg_ctx = sdc_runner_input(&u.run[1], 2);
     }
+    memcpy(u.pos_ctx, ctx, cond_floats * sizeof(float));
+    memcpy(u.neg_ctx, ctx + cond_floats, (size_t)Tu * (size_t)D * sizeof(float));
+    u.pos = pos;
+    u.neg = neg;
     for (int i = 0; i < u.n_runs; i++) u.peak_arena += u.run[i].plan.arena_floats * sizeof(float);
     size_t wf = sdc_sampler_workspace_floats(&sp, n);
     if (!wf || !(work = malloc(wf * sizeof(float)))) {
@@ -436,6 +481,9 @@ done:
     for (int i = 0; i < 2; i++) sdc_runner_free(&u.run[i]);
     sdc_runner_free(&vae);
     sdc_vaelight_free(vl);
+    sdc_a1111_cond_free(pos);
+    sdc_a1111_cond_free(neg);
+    sdc_tokenizer_free(tok);
     sdc_pool_free(pool);
     free(ctx);
     free(x);

@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CTX SDC_CLIP_CTX  /* 77 */
-#define ENCODE_BATCH 8    /* text-encoder rows per run; the result does not depend on it */
+#define CTX SDC_CLIP_CTX         /* 77 */
+#define ENCODE_BATCH 8           /* text-encoder rows per run; the result does not depend on it */
+#define MAX_COND_BYTES (1 << 30) /* conditioning of one call (e.g. a schedule's distinct texts) */
 
 sdc_a1111_opts sdc_a1111_opts_default(void) {
     sdc_a1111_opts o = {.clip_skip = 1, .comma_padding_backtrack = 20, .emphasis = SDC_EMPHASIS_ORIGINAL};
@@ -83,7 +84,8 @@ sdc_status sdc_a1111_tokenize_line(const sdc_tokenizer *tok, const char *line, c
     memset(out, 0, sizeof *out);
     sdc_a1111_opts def = sdc_a1111_opts_default();
     if (!o) o = &def;
-    if (!tok || !line) return sdc_fail(err, SDC_E_INVALID_ARG, "sdc_a1111_tokenize_line: %s is NULL", tok ? "line" : "tokenizer");
+    if (!tok || !line)
+        return sdc_fail(err, SDC_E_INVALID_ARG, "sdc_a1111_tokenize_line: %s is NULL", tok ? "line" : "tokenizer");
     sdc_prompt_frags frags = {0};
     sdc_prompt_frag one;
     sdc_status st;
@@ -159,36 +161,83 @@ void sdc_a1111_chunks_free(sdc_a1111_chunks *c) {
  * EmphasisOriginal.after_transformers:
  *     original_mean = z.mean(); z = z * multipliers[..., None]; new_mean = z.mean()
  *     z = z * (original_mean / new_mean)
- * all float32 tensors. torch's mean of a float32 tensor on the CPU is its float32 sum (a cascade
- * sum, accurate to a few ulp) divided by the element count in float; here the sum is taken in
- * double and rounded once, which is what an exact cascade sum would give.
+ * all float32 tensors. torch 1.13's z.mean() on the CPU is sum(z).div_(numel), both in float32,
+ * and the sum of a contiguous float32 tensor is SumKernel.cpp's cascade: 8-lane vectors (AVX2),
+ * 4 interleaved accumulators, a 4-level cascade, then the scalar tail and the lanes. torch_sum
+ * repeats that order, so the means come out bit-identical to webui's (the golden chunk means).
  */
 
-static float batch_mean(const float *z, const int *count, int B, size_t per_row) {
-    double acc = 0.0;
-    size_t total = 0;
-    for (int b = 0; b < B; b++) {
-        double s = 0.0;
-        for (size_t i = 0; i < per_row; i++) s += z[(size_t)b * per_row + i];
-        int c = count ? count[b] : 1;
-        acc += s * c;
-        total += (size_t)c * per_row;
-    }
-    return (float)acc / (float)total;
+/* The batch webui encodes: element i of the [B, 77, D] tensor, rows given by order[B]. */
+typedef struct zview {
+    const float *z;
+    const int *order;
+    size_t per; /* 77 * D */
+} zview;
+
+static float zget(const zview *v, size_t i) { return v->z[(size_t)v->order[i / v->per] * v->per + i % v->per]; }
+
+static int ceil_log2(size_t x) { /* c10::utils::CeilLog2 */
+    if (x <= 2) return 1;
+    int k = 0;
+    for (size_t y = x - 1; y; y >>= 1) k++;
+    return k;
 }
 
-void sdc_a1111_emphasis(float *z, const float *mult, const int *count, int B, int D, sdc_emphasis e) {
+static float torch_sum(const zview *v, size_t n) {
+    enum { L = 8, ILP = 4, LEVELS = 4 };
+    size_t vec_numel = n / L, size_ilp = vec_numel / ILP;
+    float acc[LEVELS][ILP][L];
+    memset(acc, 0, sizeof acc);
+    int power = ceil_log2(size_ilp) / LEVELS;
+    if (power < 4) power = 4;
+    size_t step = (size_t)1 << power, mask = step - 1, i = 0;
+#define ADD_ROW(row)                                                                                                   \
+    for (int k = 0; k < ILP; k++)                                                                                      \
+        for (int l = 0; l < L; l++) acc[0][k][l] += zget(v, ((row)*ILP + (size_t)k) * L + (size_t)l);
+    while (i + step <= size_ilp) { /* multi_row_sum */
+        for (size_t j = 0; j < step; j++, i++) ADD_ROW(i)
+        for (int j = 1; j < LEVELS; j++) {
+            for (int k = 0; k < ILP; k++)
+                for (int l = 0; l < L; l++) acc[j][k][l] += acc[j - 1][k][l], acc[j - 1][k][l] = 0;
+            if (i & (mask << (j * power))) break;
+        }
+    }
+    for (; i < size_ilp; i++) ADD_ROW(i)
+#undef ADD_ROW
+    for (int j = 1; j < LEVELS; j++)
+        for (int k = 0; k < ILP; k++)
+            for (int l = 0; l < L; l++) acc[0][k][l] += acc[j][k][l];
+    for (size_t r = size_ilp * ILP; r < vec_numel; r++) /* row_sum: leftover vectors, then the ILP rows */
+        for (int l = 0; l < L; l++) acc[0][0][l] += zget(v, r * L + (size_t)l);
+    for (int k = 1; k < ILP; k++)
+        for (int l = 0; l < L; l++) acc[0][0][l] += acc[0][k][l];
+    float total = 0.0f; /* vectorized_inner_sum: scalar tail, then the lanes */
+    for (size_t t = vec_numel * L; t < n; t++) total += zget(v, t);
+    for (int l = 0; l < L; l++) total += acc[0][0][l];
+    return total;
+}
+
+static float torch_mean(const zview *v, size_t n) { return torch_sum(v, n) / (float)n; }
+
+void sdc_a1111_emphasis(float *z, const float *mult, int R, int D, const int *order, int B, sdc_emphasis e,
+                        float means[2]) {
+    if (means) means[0] = means[1] = 0.0f;
     if (e == SDC_EMPHASIS_NONE || e == SDC_EMPHASIS_IGNORE) return;
-    size_t per_row = (size_t)CTX * (size_t)D;
-    float m0 = e == SDC_EMPHASIS_ORIGINAL ? batch_mean(z, count, B, per_row) : 0.0f;
-    for (int b = 0; b < B; b++)
+    int ident[1] = {0};
+    if (!order) order = ident, B = 1; /* callers without duplicates pass R == 1 or an order */
+    zview v = {z, order, (size_t)CTX * (size_t)D};
+    size_t n = (size_t)B * v.per;
+    float m0 = torch_mean(&v, n);
+    for (int r = 0; r < R; r++)
         for (int t = 0; t < CTX; t++) {
-            float w = mult[b * CTX + t], *row = z + ((size_t)b * CTX + (size_t)t) * (size_t)D;
+            float w = mult[r * CTX + t], *row = z + ((size_t)r * CTX + (size_t)t) * (size_t)D;
             for (int d = 0; d < D; d++) row[d] *= w;
         }
+    float m1 = torch_mean(&v, n);
+    if (means) means[0] = m0, means[1] = m1;
     if (e != SDC_EMPHASIS_ORIGINAL) return;
-    float ratio = m0 / batch_mean(z, count, B, per_row);
-    for (size_t i = 0; i < (size_t)B * per_row; i++) z[i] *= ratio;
+    float ratio = m0 / m1;
+    for (size_t i = 0; i < (size_t)R * v.per; i++) z[i] *= ratio;
 }
 
 /* ============================================================================================ */
@@ -229,18 +278,21 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
                                const sdc_a1111_opts *o, enc_batch *E, sdc_error *err) {
     memset(E, 0, sizeof *E);
     if (!m || !tok || !texts || B < 1)
-        return sdc_fail(err, SDC_E_INVALID_ARG, "A1111 encode: %s", !m ? "no model" : !tok ? "no tokenizer" : "no texts");
+        return sdc_fail(err, SDC_E_INVALID_ARG, "A1111 encode: %s",
+                        !m     ? "no model"
+                        : !tok ? "no tokenizer"
+                               : "no texts");
     for (int b = 0; b < B; b++)
         if (!texts[b]) return sdc_fail(err, SDC_E_INVALID_ARG, "A1111 encode: text %d is NULL", b);
     sdc_status st = SDC_OK;
     sdc_a1111_chunks *ch = calloc((size_t)B, sizeof *ch);
-    int *ucount = calloc((size_t)B, sizeof *ucount), *first = calloc((size_t)B, sizeof *first);
+    int *first = calloc((size_t)B, sizeof *first);
     int32_t *ids = NULL;
     float *mult = NULL, *z = NULL;
-    int *cnt = NULL, *urow = NULL;
+    int *order = NULL, *urow = NULL;
     sdc_runner r = {0};
     sdc_pool *pool = NULL;
-    if (!ch || !ucount || !first || !(E->uidx = malloc((size_t)B * sizeof *E->uidx))) goto nomem;
+    if (!ch || !first || !(E->uidx = malloc((size_t)B * sizeof *E->uidx))) goto nomem;
 
     /* process_texts: unique lines, tokenized once */
     for (int b = 0; b < B; b++) {
@@ -252,7 +304,6 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
             if (ch[u].n > E->K) E->K = ch[u].n;
         }
         E->uidx[b] = u;
-        ucount[u]++;
     }
     int U = E->U, K = E->K, R_max = 0;
     for (int i = 0; i < K; i++) { /* rows of the chunk-i batch: the texts that have chunk i, + 1 empty */
@@ -264,8 +315,14 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
     if ((st = sdc_runner_clip(&r, m, RB, o->clip_skip, 0, err)) != SDC_OK) goto done;
     int D = E->D = m->clip.width;
     size_t T = (size_t)K * CTX, row_floats = (size_t)CTX * (size_t)D;
-    if (!(E->zu = malloc((size_t)U * T * (size_t)D * sizeof *E->zu)) || !(ids = malloc((size_t)(U + 1) * CTX * sizeof *ids)) ||
-        !(mult = malloc((size_t)(U + 1) * CTX * sizeof *mult)) || !(cnt = malloc((size_t)(U + 1) * sizeof *cnt)) ||
+    if (sdc_mul_size(sdc_mul_size((size_t)U, T * (size_t)D), sizeof(float)) > MAX_COND_BYTES) {
+        st = sdc_fail(err, SDC_E_LIMIT, "%d distinct prompt texts of %d chunks need more than %d MiB of conditioning",
+                      U, K, MAX_COND_BYTES >> 20);
+        goto done;
+    }
+    if (!(E->zu = malloc((size_t)U * T * (size_t)D * sizeof *E->zu)) ||
+        !(ids = malloc((size_t)(U + 1) * CTX * sizeof *ids)) ||
+        !(mult = malloc((size_t)(U + 1) * CTX * sizeof *mult)) || !(order = malloc((size_t)B * sizeof *order)) ||
         !(urow = malloc((size_t)U * sizeof *urow)) || !(z = malloc((size_t)(U + 1) * row_floats * sizeof *z)))
         goto nomem;
     if (!(pool = sdc_pool_new(m->n_threads))) {
@@ -279,23 +336,21 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
             if (i < ch[u].n) {
                 memcpy(ids + (size_t)R * CTX, ch[u].tokens + (size_t)i * CTX, CTX * sizeof *ids);
                 for (int t = 0; t < CTX; t++) mult[R * CTX + t] = (float)ch[u].mult[(size_t)i * CTX + t];
-                cnt[R] = ucount[u];
                 urow[u] = R++;
             } else {
                 if (empty_row < 0) {
                     empty_row = R++;
-                    cnt[empty_row] = 0;
                     for (int t = 0; t < CTX; t++) {
                         ids[empty_row * CTX + t] = t ? SDC_CLIP_EOS : SDC_CLIP_BOS;
                         mult[empty_row * CTX + t] = 1.0f;
                     }
                 }
-                cnt[empty_row] += ucount[u];
                 urow[u] = empty_row;
             }
         }
         if ((st = run_clip(&r, pool, RB, ids, R, D, z, err)) != SDC_OK) goto done;
-        sdc_a1111_emphasis(z, mult, cnt, R, D, o->emphasis);
+        for (int b = 0; b < B; b++) order[b] = urow[E->uidx[b]]; /* webui's batch, duplicates included */
+        sdc_a1111_emphasis(z, mult, R, D, order, B, o->emphasis, NULL);
         for (int u = 0; u < U; u++)
             memcpy(E->zu + (size_t)u * T * D + (size_t)i * row_floats, z + (size_t)urow[u] * row_floats,
                    row_floats * sizeof *z);
@@ -307,12 +362,11 @@ done:
     if (st != SDC_OK) enc_batch_free(E);
     for (int u = 0; ch && u < B; u++) sdc_a1111_chunks_free(&ch[u]);
     free(ch);
-    free(ucount);
     free(first);
     free(ids);
     free(mult);
     free(z);
-    free(cnt);
+    free(order);
     free(urow);
     sdc_pool_free(pool);
     sdc_runner_free(&r);
@@ -326,6 +380,11 @@ sdc_status sdc_a1111_encode_texts(const sdc_model *m, const sdc_tokenizer *tok, 
     enc_batch E;
     SDC_TRY(encode_batch(m, tok, texts, B, o ? o : &def, &E, err));
     size_t row = (size_t)E.K * CTX * (size_t)E.D;
+    if (sdc_mul_size(sdc_mul_size((size_t)B, row), sizeof **out) > MAX_COND_BYTES) {
+        enc_batch_free(&E);
+        return sdc_fail(err, SDC_E_LIMIT, "a [%d, %d, %d] conditioning is more than %d MiB", B, E.K * CTX, E.D,
+                        MAX_COND_BYTES >> 20);
+    }
     if (!(*out = malloc((size_t)B * row * sizeof **out))) {
         enc_batch_free(&E);
         return sdc_fail(err, SDC_E_NOMEM, "out of memory for a [%d, %d, %d] conditioning", B, E.K * CTX, E.D);
@@ -343,8 +402,10 @@ sdc_status sdc_encode_a1111(const sdc_model *m, const sdc_tokenizer *tok, const 
     o.clip_skip = clip_skip;
     int k = 0;
     if (out) *out = NULL;
-    if (!out || !n_tokens) sdc_fail(&e, SDC_E_INVALID_ARG, "sdc_encode_a1111: %s is NULL", out ? "n_tokens" : "out");
-    else if (sdc_a1111_encode_texts(m, tok, &prompt, 1, &o, out, &k, &e) == SDC_OK) *n_tokens = k * CTX;
+    if (!out || !n_tokens)
+        sdc_fail(&e, SDC_E_INVALID_ARG, "sdc_encode_a1111: %s is NULL", out ? "n_tokens" : "out");
+    else if (sdc_a1111_encode_texts(m, tok, &prompt, 1, &o, out, &k, &e) == SDC_OK)
+        *n_tokens = k * CTX;
     if (e.code != SDC_OK && errbuf && errlen) snprintf(errbuf, errlen, "%s", e.msg);
     return e.code;
 }
@@ -391,8 +452,8 @@ void sdc_a1111_cond_free(sdc_a1111_cond *c) {
     free(c);
 }
 
-static sdc_status encode_sub(const sdc_model *m, const sdc_tokenizer *tok, const char *text, int steps,
-                             int hires_steps, const sdc_a1111_opts *o, sub_cond *s, sdc_error *err) {
+static sdc_status encode_sub(const sdc_model *m, const sdc_tokenizer *tok, const char *text, int steps, int hires_steps,
+                             const sdc_a1111_opts *o, sub_cond *s, sdc_error *err) {
     sdc_prompt_schedule sch;
     SDC_TRY(sdc_prompt_schedule_get(text, steps, hires_steps, 0, &sch, err));
     sdc_status st = SDC_OK;
@@ -425,7 +486,10 @@ sdc_status sdc_a1111_cond_new(const sdc_model *m, const sdc_tokenizer *tok, cons
     sdc_a1111_opts def = sdc_a1111_opts_default();
     if (!o) o = &def;
     if (!m || !tok || !prompt)
-        return sdc_fail(err, SDC_E_INVALID_ARG, "A1111 conditioning: %s is NULL", !m ? "model" : !tok ? "tokenizer" : "prompt");
+        return sdc_fail(err, SDC_E_INVALID_ARG, "A1111 conditioning: %s is NULL",
+                        !m     ? "model"
+                        : !tok ? "tokenizer"
+                               : "prompt");
     sdc_prompt_and and_split = {0};
     char *single[1] = {(char *)prompt};
     sdc_prompt_and_part one = {0, 1.0};
@@ -449,11 +513,14 @@ sdc_status sdc_a1111_cond_new(const sdc_model *m, const sdc_tokenizer *tok, cons
     }
     c->D = m->clip.width;
     c->n_parts = (int)and_split.n_parts;
-    for (int j = 0; j < c->n_parts; j++) c->part_sub[j] = and_split.parts[j].index, c->weight[j] = and_split.parts[j].weight;
+    for (int j = 0; j < c->n_parts; j++)
+        c->part_sub[j] = and_split.parts[j].index, c->weight[j] = and_split.parts[j].weight;
 done:
     if (!is_negative) sdc_prompt_and_free(&and_split);
-    if (st != SDC_OK) sdc_a1111_cond_free(c);
-    else *out = c;
+    if (st != SDC_OK)
+        sdc_a1111_cond_free(c);
+    else
+        *out = c;
     return st;
 }
 

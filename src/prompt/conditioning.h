@@ -34,9 +34,9 @@
 
 #include <stdint.h>
 
-#define SDC_A1111_CHUNK 75         /* tokens per chunk between BOS and EOS */
-#define SDC_A1111_COMMA 267        /* ",</w>" */
-#define SDC_A1111_MAX_CHUNKS 64    /* 4800 tokens; the UNet context limit is 77 x 64 */
+#define SDC_A1111_CHUNK 75      /* tokens per chunk between BOS and EOS */
+#define SDC_A1111_COMMA 267     /* ",</w>" */
+#define SDC_A1111_MAX_CHUNKS 64 /* 4800 tokens; the UNet context limit is 77 x 64 */
 
 typedef enum sdc_emphasis {
     SDC_EMPHASIS_ORIGINAL = 0, /* webui's default */
@@ -57,10 +57,10 @@ sdc_a1111_opts sdc_a1111_opts_default(void);
 /* ---- tokenize_line ---- */
 
 typedef struct sdc_a1111_chunks {
-    int n;             /* chunks (>= 1) */
-    int32_t *tokens;   /* [n, 77]: BOS, 75 tokens or EOS padding, EOS */
-    double *mult;      /* [n, 77]: each token's fragment weight (Python float); 1.0 at BOS/EOS/padding */
-    int token_count;   /* what webui's UI shows: 75 per closed chunk + the last chunk's tokens */
+    int n;           /* chunks (>= 1) */
+    int32_t *tokens; /* [n, 77]: BOS, 75 tokens or EOS padding, EOS */
+    double *mult;    /* [n, 77]: each token's fragment weight (Python float); 1.0 at BOS/EOS/padding */
+    int token_count; /* what webui's UI shows: 75 per closed chunk + the last chunk's tokens */
 } sdc_a1111_chunks;
 
 sdc_status sdc_a1111_tokenize_line(const sdc_tokenizer *tok, const char *line, const sdc_a1111_opts *o,
@@ -68,10 +68,12 @@ sdc_status sdc_a1111_tokenize_line(const sdc_tokenizer *tok, const char *line, c
 void sdc_a1111_chunks_free(sdc_a1111_chunks *c); /* NULL-safe */
 
 /* ---- emphasis ----
- * z [B, 77, D] in place, mult [B, 77] float32 (torch.asarray of the Python floats). count [B]:
- * how many times each row stands in webui's batch (NULL = once each): the means are taken over
- * the batch webui would have built, duplicates included. */
-void sdc_a1111_emphasis(float *z, const float *mult, const int *count, int B, int D, sdc_emphasis e);
+ * z [R, 77, D] distinct rows, in place; mult [R, 77] float32 (torch.asarray of the Python floats).
+ * order [B]: the row of each element of the batch webui builds (duplicates included), whose
+ * means are taken, in torch's float32 summation order; NULL: one row (R == 1). means, when not
+ * NULL, receives the two means [before, after the multipliers]. */
+void sdc_a1111_emphasis(float *z, const float *mult, int R, int D, const int *order, int B, sdc_emphasis e,
+                        float means[2]);
 
 /* ---- forward(texts) ----
  * texts [B] -> *out malloc'd [B, 77 * *n_chunks, D] (free()). Identical texts are encoded once. */

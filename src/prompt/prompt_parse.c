@@ -26,18 +26,21 @@ static int in_ranges(const sdc_uc_range *r, size_t n, uint32_t cp) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (cp < r[mid].lo) hi = mid;
-        else if (cp > r[mid].hi) lo = mid + 1;
-        else return 1;
+        if (cp < r[mid].lo)
+            hi = mid;
+        else if (cp > r[mid].hi)
+            lo = mid + 1;
+        else
+            return 1;
     }
     return 0;
 }
 
 /* str.isspace(), which is \s of Python's re for str patterns. */
 static int py_isspace(uint32_t cp) {
-    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-           cp == 0x205F || cp == 0x3000;
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
 }
 
 /* \w of Python's re: str.isalnum() or '_' (letters L*, numbers N*). */
@@ -68,9 +71,12 @@ static size_t utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp
     int need;
     unsigned lo = 0x80, hi = 0xBF;
     uint32_t v;
-    if (b >= 0xC2 && b <= 0xDF) need = 1, v = b & 0x1F;
-    else if (b >= 0xE0 && b <= 0xEF) need = 2, v = b & 0x0F, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-    else if (b >= 0xF0 && b <= 0xF4) need = 3, v = b & 0x07, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
+    if (b >= 0xC2 && b <= 0xDF)
+        need = 1, v = b & 0x1F;
+    else if (b >= 0xE0 && b <= 0xEF)
+        need = 2, v = b & 0x0F, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
+    else if (b >= 0xF0 && b <= 0xF4)
+        need = 3, v = b & 0x07, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
     else {
         *cp = 0xFFFD;
         return 1;
@@ -123,9 +129,12 @@ static sdc_status py_float(const char *s, size_t len, double *out, sdc_error *er
         uint32_t cp;
         int val;
         size_t k = utf8_next((const unsigned char *)s, len, i, &cp);
-        if (cp == '+' || cp == '-') ascii[w++] = (char)cp;
-        else if (cp == '.') ascii[w++] = '.', dots++;
-        else if (py_isdecimal(cp, &val)) ascii[w++] = (char)('0' + val), digits++;
+        if (cp == '+' || cp == '-')
+            ascii[w++] = (char)cp;
+        else if (cp == '.')
+            ascii[w++] = '.', dots++;
+        else if (py_isdecimal(cp, &val))
+            ascii[w++] = (char)('0' + val), digits++;
         i += k;
     }
     ascii[w] = 0;
@@ -235,7 +244,7 @@ static int is_special(char c) { return c == '\\' || c == '(' || c == ')' || c ==
 
 sdc_status sdc_prompt_parse_attention(const char *text, sdc_prompt_frags *out, sdc_error *err) {
     memset(out, 0, sizeof *out);
-    size_t n;
+    size_t n = 0;
     SDC_TRY(check_text(text, &n, err));
     attn_state A = {0};
     uint8_t *cls = classify(text, n);
@@ -353,9 +362,13 @@ int sdc_prompt_frag_is_break(const sdc_prompt_frag *f) {
  *    '|', lone '\' or bracket that does not parse, and what follows decides the construct. The
  *    one choice, "[a:3]" ([to:when], NUMBER after the first ':') versus "[a:b:3]" (a second
  *    prompt), is settled by trying the first and falling back to the second; both cannot match.
- *  - At the top level a bracket may also be a stray character. lark prefers the structured reading
- *    (webui's doctests: "a[b:[c:d:2]:1]e" -> [[1, 'abe'], [2, 'ace'], [10, 'ade']]), so the top
- *    level tries each '(' / '[' as an element first and takes it literally only when that fails.
+ *  - At the top level a bracket may also be a stray character. The top level tries each '(' / '['
+ *    as an element first and takes it literally only when that fails (webui's doctest
+ *    "a[b:[c:d:2]:1]e" -> [[1, 'abe'], [2, 'ace'], [10, 'ade']]). Where stray brackets sit next to
+ *    well-formed ones ("3a[a:2][:b:0.3]]"), lark's choice varies with Python's hash seed: webui
+ *    gives the structured reading in some processes and a literal one in others. Fuzzed against
+ *    webui's code with lark (6000 prompts, 8 to 48 hash seeds), this parser's result was always
+ *    one of webui's, and equal to it wherever webui is deterministic.
  *    A '|' or a lone '\' outside any element is a parse error.
  *  - Element results depend only on their position, so they are memoized: linear time. A bracket
  *    without a properly nested partner cannot start an element and fails at once, so recursion
@@ -368,11 +381,11 @@ enum { SN_TEXT, SN_SEQ, SN_SCHED, SN_ALT };
 
 typedef struct snode {
     int type;
-    int32_t a, b;     /* TEXT: the bytes; SCHED: the NUMBER */
-    int32_t kid;      /* SEQ: first child; ALT: first option (a SEQ) */
-    int32_t next;     /* next sibling */
-    int32_t x, y;     /* SCHED: before (SEQ or -1), after (SEQ) */
-    int64_t when;     /* SCHED: resolved step */
+    int32_t a, b; /* TEXT: the bytes; SCHED: the NUMBER */
+    int32_t kid;  /* SEQ: first child; ALT: first option (a SEQ) */
+    int32_t next; /* next sibling */
+    int32_t x, y; /* SCHED: before (SEQ or -1), after (SEQ) */
+    int64_t when; /* SCHED: resolved step */
 } snode;
 
 typedef struct sparser {
@@ -381,7 +394,7 @@ typedef struct sparser {
     const uint8_t *cls;
     snode *nodes;
     int32_t nn, cap;
-    int32_t *partner;             /* per byte: the matching close of a '(' / '[', or -1 */
+    int32_t *partner;              /* per byte: the matching close of a '(' / '[', or -1 */
     int32_t *memo_end, *memo_node; /* per byte: element end (0 unknown, -1 fails), node */
     int depth;
     sdc_status st;
@@ -415,8 +428,10 @@ static int32_t seq_begin(sparser *P, slist *L) {
 
 static void seq_append(sparser *P, slist *L, int32_t node) {
     P->nodes[node].next = -1;
-    if (L->tail < 0) P->nodes[L->head].kid = node;
-    else P->nodes[L->tail].next = node;
+    if (L->tail < 0)
+        P->nodes[L->head].kid = node;
+    else
+        P->nodes[L->tail].next = node;
     L->tail = node;
 }
 
@@ -574,13 +589,17 @@ static void find_partners(sparser *P, int32_t *stack) {
         char c = P->s[i];
         P->partner[i] = -1;
         if (c == '\\') {
-            if (i + 1 < P->n && P->s[i + 1] != '\n') P->partner[++i] = -1;
-            else sp = 0;
+            if (i + 1 < P->n && P->s[i + 1] != '\n')
+                P->partner[++i] = -1;
+            else
+                sp = 0;
         } else if (c == '(' || c == '[') {
             stack[sp++] = i;
         } else if (c == ')' || c == ']') {
-            if (sp && P->s[stack[sp - 1]] == (c == ')' ? '(' : '[')) P->partner[stack[--sp]] = i;
-            else sp = 0;
+            if (sp && P->s[stack[sp - 1]] == (c == ')' ? '(' : '['))
+                P->partner[stack[--sp]] = i;
+            else
+                sp = 0;
         }
     }
 }
@@ -636,9 +655,12 @@ static sdc_status collect(sparser *P, int32_t k, sched_cfg *C) {
             memcpy(num, P->s + nd->a, (size_t)len);
             num[len] = 0;
             double v = strtod(num, NULL);
-            if (C->use_old) v = v < 1 ? v * C->steps : v;
-            else if (memchr(num, '.', (size_t)len)) v = (v - C->flt_offset) * C->steps;
-            else v = v - C->int_offset;
+            if (C->use_old)
+                v = v < 1 ? v * C->steps : v;
+            else if (memchr(num, '.', (size_t)len))
+                v = (v - C->flt_offset) * C->steps;
+            else
+                v = v - C->int_offset;
             if (!isfinite(v)) /* webui: int(inf) raises OverflowError */
                 return sdc_fail(P->err, SDC_E_INVALID_ARG, "prompt editing step '%s' is out of range", num);
             double t = trunc(v); /* Python int(): toward zero; min(steps, .) below */
@@ -673,12 +695,14 @@ static void render(const sparser *P, int32_t k, int step, char *buf, size_t *len
     }
 }
 
-static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+static int cmp_int(const void *a, const void *b) {
+    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
 
 sdc_status sdc_prompt_schedule_get(const char *prompt, int steps, int hires_steps, int use_old_scheduling,
                                    sdc_prompt_schedule *out, sdc_error *err) {
     memset(out, 0, sizeof *out);
-    size_t n;
+    size_t n = 0;
     SDC_TRY(check_text(prompt, &n, err));
     if (steps < 1 || steps > SDC_PROMPT_MAX_STEPS || hires_steps < 0 || hires_steps > SDC_PROMPT_MAX_STEPS)
         return sdc_fail(err, SDC_E_INVALID_ARG, "schedule steps %d (hires %d) outside 1..%d", steps, hires_steps,
@@ -728,8 +752,10 @@ sdc_status sdc_prompt_schedule_get(const char *prompt, int steps, int hires_step
         char *t = malloc(n + 1);
         if (!t) goto nomem;
         size_t len = 0;
-        if (parsed) render(&P, root, steps_list[i], t, &len);
-        else memcpy(t, prompt, len = n);
+        if (parsed)
+            render(&P, root, steps_list[i], t, &len);
+        else
+            memcpy(t, prompt, len = n);
         t[len] = 0;
         out->v[out->n++] = (sdc_prompt_sched_entry){steps_list[i], t};
     }
@@ -787,9 +813,12 @@ static sdc_status and_weight(const char *s, const uint8_t *cls, size_t a, size_t
         uint32_t cp;
         int val;
         size_t k = utf8_next((const unsigned char *)s, end, q, &cp);
-        if (cp == '.') dots++;
-        else if (py_isdecimal(cp, &val)) digits++;
-        else break;
+        if (cp == '.')
+            dots++;
+        else if (py_isdecimal(cp, &val))
+            digits++;
+        else
+            break;
         q += k;
     }
     if (q != end || digits == 0 || dots > 1) return SDC_OK; /* no weight: the ':' is text */
@@ -801,7 +830,7 @@ static sdc_status and_weight(const char *s, const uint8_t *cls, size_t a, size_t
 
 sdc_status sdc_prompt_split_and(const char *prompt, sdc_prompt_and *out, sdc_error *err) {
     memset(out, 0, sizeof *out);
-    size_t n;
+    size_t n = 0;
     SDC_TRY(check_text(prompt, &n, err));
     const char *s = prompt;
     uint8_t *cls = classify(s, n);
@@ -812,8 +841,8 @@ sdc_status sdc_prompt_split_and(const char *prompt, sdc_prompt_and *out, sdc_err
         goto nomem;
     size_t a = 0;
     for (size_t k = 0;; k++) {
-        int sep = k + 3 <= n && memcmp(s + k, "AND", 3) == 0 && (k == 0 || cls[k - 1] != CH_WORD) &&
-                  cls[k + 3] != CH_WORD;
+        int sep =
+            k + 3 <= n && memcmp(s + k, "AND", 3) == 0 && (k == 0 || cls[k - 1] != CH_WORD) && cls[k + 3] != CH_WORD;
         if (!sep && k < n) continue;
         size_t b = sep ? k : n, te;
         double w;
@@ -912,8 +941,14 @@ size_t sdc_prompt_json_string(char *dst, const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         i += utf8_next((const unsigned char *)s, len, i, &cp);
-        char esc = cp == '"' ? '"' : cp == '\\' ? '\\' : cp == '\n' ? 'n' : cp == '\r' ? 'r' : cp == '\t' ? 't'
-                 : cp == '\b' ? 'b' : cp == '\f' ? 'f' : 0;
+        char esc = cp == '"'    ? '"'
+                   : cp == '\\' ? '\\'
+                   : cp == '\n' ? 'n'
+                   : cp == '\r' ? 'r'
+                   : cp == '\t' ? 't'
+                   : cp == '\b' ? 'b'
+                   : cp == '\f' ? 'f'
+                                : 0;
         if (esc) {
             put(dst, &w, '\\');
             put(dst, &w, esc);

@@ -29,14 +29,14 @@
 
 #include <stddef.h>
 
-#define SDC_PROMPT_MAX_BYTES 32768     /* bytes of one prompt (about 100 chunks of 75 tokens) */
-#define SDC_PROMPT_MAX_DEPTH 500       /* nesting of well-formed [..] / (..) for schedules */
-#define SDC_PROMPT_MAX_STEPS 10000     /* steps accepted by sdc_prompt_schedule_get */
+#define SDC_PROMPT_MAX_BYTES 32768 /* bytes of one prompt (about 100 chunks of 75 tokens) */
+#define SDC_PROMPT_MAX_DEPTH 500   /* nesting of well-formed [..] / (..) for schedules */
+#define SDC_PROMPT_MAX_STEPS 10000 /* steps accepted by sdc_prompt_schedule_get */
 
 /* ---- parse_prompt_attention ---- */
 
 typedef struct sdc_prompt_frag {
-    const char *text;  /* NUL-terminated, owned by the list */
+    const char *text; /* NUL-terminated, owned by the list */
     size_t len;
     double weight;
     int weight_is_int; /* Python int: the -1 of a BREAK no bracket multiplied (printed "-1") */
@@ -72,7 +72,9 @@ typedef struct sdc_prompt_schedule {
  * "when" by 1.0, counted in hires_steps). use_old_scheduling: webui's compatibility option (a
  * "when" below 1 is a fraction, else a step number). A prompt the grammar rejects (a stray '|', a
  * lone trailing backslash) gives [(steps, prompt)] as in webui. Entries are sorted by step; the
- * last has end_at_step == steps (or hires_steps). */
+ * last has end_at_step == steps (or hires_steps). A prompt mixing stray and well-formed brackets
+ * can parse differently from one webui process to the next (lark's Earley ambiguity resolution
+ * depends on Python's hash seed); this takes the well-formed reading, one of webui's results. */
 sdc_status sdc_prompt_schedule_get(const char *prompt, int steps, int hires_steps, int use_old_scheduling,
                                    sdc_prompt_schedule *out, sdc_error *err);
 void sdc_prompt_schedule_free(sdc_prompt_schedule *s); /* NULL-safe */
@@ -85,7 +87,7 @@ typedef struct sdc_prompt_and_part {
 } sdc_prompt_and_part;
 
 typedef struct sdc_prompt_and {
-    char **texts;  /* unique subprompts in first-seen order (weight suffix removed) */
+    char **texts; /* unique subprompts in first-seen order (weight suffix removed) */
     size_t n_texts;
     sdc_prompt_and_part *parts; /* one per AND-separated part, in order */
     size_t n_parts;

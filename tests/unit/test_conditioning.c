@@ -9,8 +9,12 @@
  *  - cond/uncond padding and bad input. */
 #include "golden.h"
 #include "io/json.h"
+#include "io/npy.h"
 #include "prompt/conditioning.h"
 #include "prompt/prompt_parse.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define D 64
 
@@ -69,12 +73,25 @@ static void check_prompt(const sdc_json *p) {
         /* ---- emphasis on webui's own text-encoder output ---- */
         float *z = malloc((size_t)nref * sizeof *z), mult[77];
         memcpy(z, zraw, (size_t)nref * sizeof *z);
+        snprintf(name, sizeof name, "cs%d_chunk_means", cs);
+        const sdc_json *jmeans = sdc_json_get(p, name);
+        int means_bad = 0;
         for (int c = 0; c < ch.n && (int64_t)((c + 1) * per) <= nref; c++) {
+            float means[2];
             for (int t = 0; t < 77; t++) mult[t] = (float)ch.mult[c * 77 + t];
-            sdc_a1111_emphasis(z + c * per, mult, NULL, 1, D, SDC_EMPHASIS_ORIGINAL);
+            sdc_a1111_emphasis(z + c * per, mult, 1, D, NULL, 1, SDC_EMPHASIS_ORIGINAL, means);
+            for (int k = 0; k < 2; k++) {
+                double g = NAN;
+                sdc_json_number(sdc_json_at(sdc_json_at(jmeans, (size_t)c), (size_t)k), &g);
+                if (means[k] != (float)g || (double)(float)g != g) {
+                    means_bad++;
+                    printf("  %s cs%d chunk %d mean %d: %.9g, webui %.9g\n", key, cs, c, k, means[k], g);
+                }
+            }
         }
+        CHECK(means_bad == 0, "%s cs%d: %d chunk means differ from torch's float32 means", key, cs, means_bad);
         snprintf(what, sizeof what, "%s cs%d: emphasis of golden z_raw", key, cs);
-        CHECK_CLOSE(rel_err(z, cref, (size_t)nref), 1e-5, what);
+        CHECK_CLOSE(rel_err(z, cref, (size_t)nref), 0.0, what); /* bit-exact: torch's sum order */
 
         /* ---- the text encoder per chunk (emphasis ignored = z_raw) ---- */
         sdc_a1111_opts raw = o;
@@ -84,8 +101,10 @@ static void check_prompt(const sdc_json *p) {
         int k = 0;
         CHECK(sdc_a1111_encode_texts(model, tok, &prompt, 1, &raw, &zr, &k, &e) == SDC_OK, "%s: %s", key, e.msg);
         snprintf(what, sizeof what, "%s cs%d: z_raw (text encoder per chunk)", key, cs);
-        if (zr && k * (int64_t)per == nref) CHECK_CLOSE(rel_err(zr, zraw, (size_t)nref), 1e-5, what);
-        else CHECK(0, "%s: %d chunks encoded", what, k);
+        if (zr && k * (int64_t)per == nref)
+            CHECK_CLOSE(rel_err(zr, zraw, (size_t)nref), 1e-5, what);
+        else
+            CHECK(0, "%s: %d chunks encoded", what, k);
 
         /* ---- end to end, the public call ---- */
         float *out = NULL;
@@ -94,8 +113,10 @@ static void check_prompt(const sdc_json *p) {
         CHECK(sdc_encode_a1111(model, tok, prompt, cs, &out, &n_tokens, eb, sizeof eb) == SDC_OK, "%s: %s", key, eb);
         double tol = !strcmp(key, "comma_backtrack") && cs == 2 ? 1e-4 : 1e-5;
         snprintf(what, sizeof what, "%s cs%d: cond [1, %d, 64]", key, cs, n_tokens);
-        if (out && n_tokens * (int64_t)D == nref) CHECK_CLOSE(rel_err(out, cref, (size_t)nref), tol, what);
-        else CHECK(0, "%s: %d tokens", what, n_tokens);
+        if (out && n_tokens * (int64_t)D == nref)
+            CHECK_CLOSE(rel_err(out, cref, (size_t)nref), tol, what);
+        else
+            CHECK(0, "%s: %d tokens", what, n_tokens);
         free(out);
         free(zr);
         free(z);
@@ -122,7 +143,8 @@ static void check_batch(const sdc_json *prompts) {
     sdc_error e = {0};
     CHECK(sdc_a1111_encode_texts(model, tok, texts, 3, NULL, &out, &k, &e) == SDC_OK && k == 2, "batch: %s", e.msg);
     if (!out) return;
-    float *zl = golden_f32(gold, "cond.long_2chunks.cs1.z_raw", NULL), *zs = golden_f32(gold, "cond.short_weighted.cs1.z_raw", NULL);
+    float *zl = golden_f32(gold, "cond.long_2chunks.cs1.z_raw", NULL),
+          *zs = golden_f32(gold, "cond.short_weighted.cs1.z_raw", NULL);
     float *ze = golden_f32(gold, "cond.empty.cs1.z_raw", NULL);
     sdc_a1111_chunks cl, cs;
     sdc_a1111_tokenize_line(tok, texts[0], NULL, &cl, &e);
@@ -138,7 +160,8 @@ static void check_batch(const sdc_json *prompts) {
             mult[t] = mult[154 + t] = (float)cl.mult[c * 77 + t];
             mult[77 + t] = c == 0 ? (float)cs.mult[t] : 1.0f;
         }
-        sdc_a1111_emphasis(z, mult, NULL, 3, D, SDC_EMPHASIS_ORIGINAL);
+        static const int order[3] = {0, 1, 2};
+        sdc_a1111_emphasis(z, mult, 3, D, order, 3, SDC_EMPHASIS_ORIGINAL, NULL);
         for (int b = 0; b < 3; b++) {
             double r = rel_err(out + (size_t)b * 2 * per + c * per, z + b * per, per);
             if (r > err) err = r;
@@ -162,15 +185,19 @@ static void check_batch(const sdc_json *prompts) {
 /* The sampler's conditioning vs webui's loop goldens, then schedules and AND by construction. */
 static void check_cond(const sdc_json *prompts) {
     sdc_error e = {0};
-    static const struct { const char *loop, *tensor; const char *prompt_key; int negative; } runs[] = {
-        {"euler.20", "cond", "seed_prompt", 0}, {"euler.20", "uncond", "seed_negative", 1},
-        {"dpmpp_2m_karras_long.20", "cond", "long_2chunks", 0}};
+    static const struct {
+        const char *loop, *tensor;
+        const char *prompt_key;
+        int negative;
+    } runs[] = {{"euler.20", "cond", "seed_prompt", 0},
+                {"euler.20", "uncond", "seed_negative", 1},
+                {"dpmpp_2m_karras_long.20", "cond", "long_2chunks", 0}};
     for (size_t i = 0; i < 3; i++) {
         sdc_a1111_cond *c = NULL;
         const char *p = manifest_prompt(prompts, runs[i].prompt_key);
         CHECK(sdc_a1111_cond_new(model, tok, p, 20, 0, runs[i].negative, NULL, &c, &e) == SDC_OK, "cond: %s", e.msg);
         if (!c) continue;
-        char name[96], what[128];
+        char name[96], what[192];
         snprintf(name, sizeof name, "loop.%s.%s", runs[i].loop, runs[i].tensor);
         int64_t n;
         float *ref = golden_f32(gold, name, &n);
@@ -211,7 +238,8 @@ static void check_cond(const sdc_json *prompts) {
     float *both = NULL;
     int k;
     sdc_a1111_encode_texts(model, tok, texts, 2, NULL, &both, &k, &e);
-    CHECK(sdc_a1111_cond_new(model, tok, "a [(cat:1.5):dog:0.5] sitting", 20, 0, 0, NULL, &c, &e) == SDC_OK, "%s", e.msg);
+    CHECK(sdc_a1111_cond_new(model, tok, "a [(cat:1.5):dog:0.5] sitting", 20, 0, 0, NULL, &c, &e) == SDC_OK, "%s",
+          e.msg);
     if (c && both) {
         sdc_a1111_cond_rows(c, 3, rows);
         double r0 = rel_err(rows, both, 77 * D);
@@ -271,7 +299,8 @@ static void check_pad_and_errors(void) {
     for (int i = 0; i < 2 * 77 * 2; i++) in[i] = (float)i;
     for (int i = 0; i < 77 * 2; i++) empty[i] = -1.0f - (float)i;
     sdc_a1111_pad(in, 154, 2, empty, 231, out);
-    CHECK(!memcmp(out, in, sizeof in) && !memcmp(out + 308, empty, sizeof empty), "pad_cond_uncond: empty chunk appended");
+    CHECK(!memcmp(out, in, sizeof in) && !memcmp(out + 308, empty, sizeof empty),
+          "pad_cond_uncond: empty chunk appended");
     sdc_a1111_pad(in, 77, 2, NULL, 154, out);
     int ok = !memcmp(out, in, 154 * sizeof *in);
     for (int t = 77; t < 154; t++) ok &= out[2 * t] == in[152] && out[2 * t + 1] == in[153];
@@ -284,7 +313,8 @@ static void check_pad_and_errors(void) {
     int n = 0;
     CHECK(sdc_encode_a1111(model, tok, "a cat", 3, &o, &n, eb, sizeof eb) == SDC_E_INVALID_ARG && !o,
           "clip skip 3 of 2 layers refused: %s", eb);
-    CHECK(sdc_encode_a1111(model, tok, "(a:1.2.3)", 1, &o, &n, eb, sizeof eb) == SDC_E_INVALID_ARG && strstr(eb, "1.2.3"),
+    CHECK(sdc_encode_a1111(model, tok, "(a:1.2.3)", 1, &o, &n, eb, sizeof eb) == SDC_E_INVALID_ARG &&
+              strstr(eb, "1.2.3"),
           "bad weight refused: %s", eb);
     CHECK(sdc_encode_a1111(model, NULL, "a", 1, &o, &n, eb, sizeof eb) == SDC_E_INVALID_ARG, "no tokenizer refused");
     char *big = malloc(4 * 4900 + 1);
@@ -309,6 +339,43 @@ static void check_pad_and_errors(void) {
     sdc_a1111_chunks_free(&ch);
 }
 
+/* `sdc encode --a1111` writes [1, 77 k, D]: the long prompt with clip skip 2 vs webui's cond. */
+static void check_cli(const sdc_json *prompts) {
+    const char *out_path = SDC_BINARY_DIR "/test_conditioning_encode.npy";
+    char *argv[] = {"sdc",
+                    "encode",
+                    "--a1111",
+                    "-m",
+                    TINY_CKPT,
+                    "-p",
+                    (char *)manifest_prompt(prompts, "long_2chunks"),
+                    "--clip-skip",
+                    "2",
+                    "-o",
+                    (char *)out_path,
+                    NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(SDC_EXE, argv);
+        _exit(127);
+    }
+    int st = -1;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sdc encode --a1111 exit status");
+    sdc_npy a = {0};
+    sdc_error e = {0};
+    CHECK(sdc_npy_read_f32(out_path, &a, &e) == SDC_OK, "read %s: %s", out_path, e.msg);
+    float *ref = golden_f32(gold, "cond.long_2chunks.cs2.cond", NULL);
+    if (a.data && a.ndim == 3 && a.shape[0] == 1 && a.shape[1] == 154 && a.shape[2] == D)
+        CHECK_CLOSE(rel_err(a.data, ref, 154 * D), 1e-5, "sdc encode --a1111 --clip-skip 2: [1, 154, 64]");
+    else
+        CHECK(0, "sdc encode --a1111 wrote shape [%lld, %lld, %lld]", (long long)a.shape[0], (long long)a.shape[1],
+              (long long)a.shape[2]);
+    free(ref);
+    sdc_npy_free(&a);
+    remove(out_path);
+}
+
 int main(void) {
     char err[512];
     sdc_model_params mp = sdc_model_params_default();
@@ -331,6 +398,7 @@ int main(void) {
     check_batch(prompts);
     check_cond(prompts);
     check_pad_and_errors();
+    check_cli(prompts);
     sdc_json_free(man);
     sdc_st_close(gold);
     sdc_tokenizer_free(tok);

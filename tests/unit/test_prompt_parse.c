@@ -40,8 +40,10 @@ static void sb_json_str(sbuf *b, const char *s, size_t len) {
 }
 static void sb_num(sbuf *b, double v, int is_int) {
     char t[32];
-    if (is_int) snprintf(t, sizeof t, "%d", (int)v);
-    else sdc_prompt_json_double(v, t);
+    if (is_int)
+        snprintf(t, sizeof t, "%d", (int)v);
+    else
+        sdc_prompt_json_double(v, t);
     sb_str(b, t);
 }
 
@@ -114,11 +116,11 @@ static char *and_json(const char *p) {
     return b.s;
 }
 
-#define EXPECT_JSON(got_expr, want, what)                                                          \
-    do {                                                                                           \
-        char *g_ = (got_expr);                                                                     \
-        CHECK(g_ && strcmp(g_, (want)) == 0, "%s: got %s\n    want %s", (what), g_, (want));       \
-        free(g_);                                                                                  \
+#define EXPECT_JSON(got_expr, want, what)                                                                              \
+    do {                                                                                                               \
+        char *g_ = (got_expr);                                                                                         \
+        CHECK(g_ &&strcmp(g_, (want)) == 0, "%s: got %s\n    want %s", (what), g_, (want));                            \
+        free(g_);                                                                                                      \
     } while (0)
 
 /* ---- golden prompts ---- */
@@ -145,10 +147,10 @@ static void check_golden(const sdc_json *g, int *n_err) {
                 const char *t = sdc_json_string(sdc_json_at(pair, 0));
                 double wd = 0;
                 sdc_json_number(w, &wd);
-                CHECK(t && strlen(t) == f.v[i].len && !memcmp(t, f.v[i].text, f.v[i].len), "%s: fragment %zu text '%s' vs '%s'",
-                      p, i, f.v[i].text, t);
-                CHECK(memcmp(&wd, &f.v[i].weight, sizeof wd) == 0, "%s: fragment %zu weight %.17g vs golden %.17g", p, i,
-                      f.v[i].weight, wd);
+                CHECK(t && strlen(t) == f.v[i].len && !memcmp(t, f.v[i].text, f.v[i].len),
+                      "%s: fragment %zu text '%s' vs '%s'", p, i, f.v[i].text, t);
+                CHECK(memcmp(&wd, &f.v[i].weight, sizeof wd) == 0, "%s: fragment %zu weight %.17g vs golden %.17g", p,
+                      i, f.v[i].weight, wd);
                 CHECK(f.v[i].weight_is_int == w->is_int, "%s: fragment %zu int-ness", p, i);
             }
             sdc_prompt_frags_free(&f);
@@ -163,8 +165,9 @@ static void check_golden(const sdc_json *g, int *n_err) {
         int64_t step = -1;
         sdc_json_int(sdc_json_at(sdc_json_at(sch, i), 0), &step);
         const char *t = sdc_json_string(sdc_json_at(sdc_json_at(sch, i), 1));
-        CHECK(sc.v[i].end_at_step == step && t && !strcmp(t, sc.v[i].text), "%s: schedule %zu: [%d, '%s'] vs [%lld, '%s']",
-              p, i, sc.v[i].end_at_step, sc.v[i].text, (long long)step, t);
+        CHECK(sc.v[i].end_at_step == step && t && !strcmp(t, sc.v[i].text),
+              "%s: schedule %zu: [%d, '%s'] vs [%lld, '%s']", p, i, sc.v[i].end_at_step, sc.v[i].text, (long long)step,
+              t);
     }
     sdc_prompt_schedule_free(&sc);
     /* AND split */
@@ -212,13 +215,33 @@ static void check_float_literals(void) {
 }
 
 static void check_float_format(void) {
-    static const struct { double v; const char *s; } cases[] = {
-        {1.0, "1.0"}, {2.0, "2.0"}, {-1.0, "-1.0"}, {1.1, "1.1"}, {1.3310000000000004, "1.3310000000000004"},
-        {0.9090909090909091, "0.9090909090909091"}, {0.1 + 0.2, "0.30000000000000004"}, {0.0001, "0.0001"},
-        {0.00001, "1e-05"}, {1.5e-05, "1.5e-05"}, {1e16, "1e+16"}, {1234567890123456.0, "1234567890123456.0"},
-        {12345678901234567.0, "1.2345678901234568e+16"}, {1e22, "1e+22"}, {5e-324, "5e-324"}, {-0.0, "-0.0"},
-        {0.0, "0.0"}, {123.456, "123.456"}, {100.0, "100.0"}, {1e100, "1e+100"}, {-2.5e-300, "-2.5e-300"},
-        {INFINITY, "Infinity"}, {-INFINITY, "-Infinity"}, {NAN, "NaN"}};
+    static const struct {
+        double v;
+        const char *s;
+    } cases[] = {{1.0, "1.0"},
+                 {2.0, "2.0"},
+                 {-1.0, "-1.0"},
+                 {1.1, "1.1"},
+                 {1.3310000000000004, "1.3310000000000004"},
+                 {0.9090909090909091, "0.9090909090909091"},
+                 {0.1 + 0.2, "0.30000000000000004"},
+                 {0.0001, "0.0001"},
+                 {0.00001, "1e-05"},
+                 {1.5e-05, "1.5e-05"},
+                 {1e16, "1e+16"},
+                 {1234567890123456.0, "1234567890123456.0"},
+                 {12345678901234567.0, "1.2345678901234568e+16"},
+                 {1e22, "1e+22"},
+                 {5e-324, "5e-324"},
+                 {-0.0, "-0.0"},
+                 {0.0, "0.0"},
+                 {123.456, "123.456"},
+                 {100.0, "100.0"},
+                 {1e100, "1e+100"},
+                 {-2.5e-300, "-2.5e-300"},
+                 {INFINITY, "Infinity"},
+                 {-INFINITY, "-Infinity"},
+                 {NAN, "NaN"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char b[32];
         sdc_prompt_json_double(cases[i].v, b);
@@ -234,7 +257,11 @@ static void check_float_format(void) {
 /* ---- webui's doctests and further cases checked against webui's Python ---- */
 
 static void check_schedules(void) {
-    static const struct { const char *p; int steps, hires, old; const char *want; } cases[] = {
+    static const struct {
+        const char *p;
+        int steps, hires, old;
+        const char *want;
+    } cases[] = {
         {"test", 10, 0, 0, "[[10, \"test\"]]"},
         {"a [b:3]", 10, 0, 0, "[[3, \"a \"], [10, \"a b\"]]"},
         {"a [b: 3]", 10, 0, 0, "[[3, \"a \"], [10, \"a b\"]]"},
@@ -255,7 +282,8 @@ static void check_schedules(void) {
         {"a [b:0.5] c", 10, 0, 1, "[[5, \"a  c\"], [10, \"a b c\"]]"},
         /* the example of webui's source comment, 100 steps */
         {"fantasy landscape with a [mountain:lake:0.25] and [an oak:a christmas tree:0.75][ in foreground::0.6]"
-         "[ in background:0.25] [shoddy:masterful:0.5]", 100, 0, 0,
+         "[ in background:0.25] [shoddy:masterful:0.5]",
+         100, 0, 0,
          "[[25, \"fantasy landscape with a mountain and an oak in foreground shoddy\"], "
          "[50, \"fantasy landscape with a lake and an oak in foreground in background shoddy\"], "
          "[60, \"fantasy landscape with a lake and an oak in foreground in background masterful\"], "
@@ -271,8 +299,8 @@ static void check_schedules(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char what[160];
-        snprintf(what, sizeof what, "schedule '%s' steps %d hires %d old %d", cases[i].p, cases[i].steps, cases[i].hires,
-                 cases[i].old);
+        snprintf(what, sizeof what, "schedule '%s' steps %d hires %d old %d", cases[i].p, cases[i].steps,
+                 cases[i].hires, cases[i].old);
         EXPECT_JSON(sched_json(cases[i].p, cases[i].steps, cases[i].hires, cases[i].old), cases[i].want, what);
     }
     sdc_prompt_schedule s;
@@ -284,7 +312,9 @@ static void check_schedules(void) {
 }
 
 static void check_extras(void) {
-    static const struct { const char *p, *parsed, *and_split; } cases[] = {
+    static const struct {
+        const char *p, *parsed, *and_split;
+    } cases[] = {
         {"(BREAK)", "[[\"\", 1.1], [\"BREAK\", -1.1], [\"\", 1.1]]", NULL},
         {"(a:-1)BREAK", "[[\"a\", -1.0], [\"\", 1.0], [\"BREAK\", -1], [\"\", 1.0]]", NULL},
         {"a BREAK\n\nBREAK b", "[[\"a\", 1.0], [\"BREAK\", -1], [\"\", 1.0], [\"BREAK\", -1], [\"b\", 1.0]]", NULL},
@@ -292,15 +322,26 @@ static void check_extras(void) {
         {"(a:+)", "[[\"a:+\", 1.1]]", NULL},
         {"a:1.2.3) b", "[[\"a:1.2.3) b\", 1.0]]", NULL},
         {"(a: \xd9\xa1.\xd9\xa5 )", "[[\"a\", 1.5]]", NULL}, /* Arabic-Indic digits are \d for Python */
-        {"(a:\xd9\xa1.\xd9\xa5) \xc3\xa9" "BREAK a\xe3\x80\x80" "BREAK\xe3\x80\x80" "b",
+        {"(a:\xd9\xa1.\xd9\xa5) \xc3\xa9"
+         "BREAK a\xe3\x80\x80"
+         "BREAK\xe3\x80\x80"
+         "b",
          "[[\"a\", 1.5], [\" \\u00e9BREAK a\", 1.0], [\"BREAK\", -1], [\"b\", 1.0]]", NULL},
-        {"a\x1c" "BREAK\x1c" "b", "[[\"a\", 1.0], [\"BREAK\", -1], [\"b\", 1.0]]", NULL},
+        {"a\x1c"
+         "BREAK\x1c"
+         "b",
+         "[[\"a\", 1.0], [\"BREAK\", -1], [\"b\", 1.0]]", NULL},
         {"a:1.5 AND b : -.5 AND c:1.2.3 AND d:", NULL,
-         "{\"subprompts\": [\"a\", \" b\", \" c:1.2.3\", \" d:\"], \"indexes_weights\": [[0, 1.5], [1, -0.5], [2, 1.0], [3, 1.0]]}"},
+         "{\"subprompts\": [\"a\", \" b\", \" c:1.2.3\", \" d:\"], \"indexes_weights\": [[0, 1.5], [1, -0.5], [2, "
+         "1.0], [3, 1.0]]}"},
         {"aANDb AND c", NULL, "{\"subprompts\": [\"aANDb\", \" c\"], \"indexes_weights\": [[0, 1.0], [1, 1.0]]}"},
-        {"\xc3\xa9" "AND b ANDx", NULL, "{\"subprompts\": [\"\\u00e9AND b ANDx\"], \"indexes_weights\": [[0, 1.0]]}"},
-        {"[a:b:5]:0.5 AND c", NULL, "{\"subprompts\": [\"[a:b:5]\", \" c\"], \"indexes_weights\": [[0, 0.5], [1, 1.0]]}"},
-        {"x AND y AND x:2", NULL, "{\"subprompts\": [\"x\", \" y\", \" x\"], \"indexes_weights\": [[0, 1.0], [1, 1.0], [2, 2.0]]}"},
+        {"\xc3\xa9"
+         "AND b ANDx",
+         NULL, "{\"subprompts\": [\"\\u00e9AND b ANDx\"], \"indexes_weights\": [[0, 1.0]]}"},
+        {"[a:b:5]:0.5 AND c", NULL,
+         "{\"subprompts\": [\"[a:b:5]\", \" c\"], \"indexes_weights\": [[0, 0.5], [1, 1.0]]}"},
+        {"x AND y AND x:2", NULL,
+         "{\"subprompts\": [\"x\", \" y\", \" x\"], \"indexes_weights\": [[0, 1.0], [1, 1.0], [2, 2.0]]}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char what[160];

@@ -7,6 +7,7 @@
  * The conditioning is passed in (--cond/--uncond), the seed drives the noise: the final latent
  * must match within 1e-3 * max(1, max|ref|). Also the decoded picture of the diffusers loops. */
 #include "golden.h"
+#include "io/json.h"
 #include "sdc.h"
 
 static sdc_model *model;
@@ -24,7 +25,7 @@ static void run_loop(const sdc_st_file *gold, const char *what, const char *cond
         p->uncond = uncond;
         p->cond_len = (int)(nc / 64);
         p->uncond_len = (int)(nu / 64);
-    } else {
+    } else if (ctx2) {
         /* diffusers order: row 0 negative, row 1 prompt */
         p->uncond = ctx2;
         p->cond = ctx2 + T * 64;
@@ -134,6 +135,42 @@ int main(void) {
         p.sampler = loops[i].sampler;
         p.schedule = loops[i].schedule;
         run_loop(a, what, c, u, NULL, 0, &p, f, NULL);
+    }
+    /* Same seed, same latent as A1111 from the prompt TEXT: sdc parses the A1111 syntax and builds
+     * the conditioning itself (weights, 2-chunk long prompt); no textual inversion is loaded, as
+     * in the golden runs, so "easynegative" is plain words on both sides. */
+    {
+        sdc_json *man = NULL;
+        sdc_error je = {0};
+        if (sdc_json_load_file(A1111_DIR "/manifest.json", &man, &je) != SDC_OK) {
+            CHECK(0, "manifest: %s", je.msg);
+        } else {
+            const sdc_json *runs = sdc_json_path(man, "loops", "runs", NULL);
+            for (size_t i = 0; i < sdc_json_len(runs); i++) {
+                const sdc_json *run = sdc_json_at(runs, i);
+                const char *name = sdc_json_string(sdc_json_get(run, "name"));
+                if (!name || (strcmp(name, "dpmpp_2m_karras.20") && strcmp(name, "dpmpp_2m_karras_long.20") &&
+                              strcmp(name, "euler_a_nv.20")))
+                    continue;
+                int64_t seed = 0, steps = 0;
+                sdc_json_int(sdc_json_get(run, "seed"), &seed);
+                sdc_json_int(sdc_json_get(run, "steps"), &steps);
+                sdc_txt2img_params p = sdc_txt2img_params_default();
+                p.prompt = sdc_json_string(sdc_json_get(run, "prompt"));
+                p.negative = sdc_json_string(sdc_json_get(run, "negative_prompt"));
+                p.width = p.height = 64;
+                p.steps = (int)steps;
+                p.cfg = 7.5f;
+                p.seed = (uint64_t)seed;
+                p.rng = strstr(name, "_nv") ? "gpu" : "cpu";
+                p.sampler = strstr(name, "euler_a") ? "euler_a" : "dpm++2m";
+                char f[96], what[128];
+                snprintf(f, sizeof f, "loop.%s.final", name);
+                snprintf(what, sizeof what, "A1111 %s from the prompt text", name);
+                run_loop(a, what, NULL, NULL, NULL, 0, &p, f, NULL);
+            }
+            sdc_json_free(man);
+        }
     }
     sdc_st_close(a);
 

@@ -116,25 +116,68 @@ typedef struct {
     float *scratch; /* [nth][ATTN_QBLOCK * Nk] */
 } attn_ctx;
 
+/* exp(x) for x <= 0 (softmax arguments), branch-free so that the loops below vectorize:
+ * x = k ln2 + r with |r| <= ln2/2, exp(r) by Cephes' degree-6 polynomial (about 1 ulp), times
+ * 2^k built in the exponent bits. Arguments below -87 give exp(-87) ~ 1.6e-38 instead of a
+ * denormal: nothing a softmax sum can see. */
+static inline float exp_nonpos(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float k = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - k * 0.693359375f;  /* ln2 split in two for an exact reduction */
+    r = r - k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
 /* Row-wise softmax of s[rows, Nk] scaled by `scale`; with causal, row r (global query index
- * q0 + r) sees keys 0..q0+r only and the rest are set to 0. */
+ * q0 + r) sees keys 0..q0+r only and the rest are set to 0. Reductions use 16 partial lanes
+ * combined in a fixed order: vectorizable and independent of the thread count. */
 static void softmax_rows(float *s, int64_t rows, int64_t Nk, float scale, int causal, int64_t q0) {
+    enum { L = 16 };
     for (int64_t r = 0; r < rows; r++) {
         float *row = s + r * Nk;
         int64_t n = causal ? q0 + r + 1 : Nk;
+        float mxl[L];
+        for (int l = 0; l < L; l++) mxl[l] = -INFINITY;
+        int64_t j = 0;
+        for (; j + L <= n; j += L)
+            for (int l = 0; l < L; l++) {
+                float v = row[j + l] * scale;
+                row[j + l] = v;
+                mxl[l] = v > mxl[l] ? v : mxl[l];
+            }
         float mx = -INFINITY;
-        for (int64_t j = 0; j < n; j++) {
+        for (; j < n; j++) {
             row[j] *= scale;
-            if (row[j] > mx) mx = row[j];
+            mx = row[j] > mx ? row[j] : mx;
         }
+        for (int l = 0; l < L; l++) mx = mxl[l] > mx ? mxl[l] : mx;
+        float suml[L] = {0};
+        j = 0;
+        for (; j + L <= n; j += L)
+            for (int l = 0; l < L; l++) {
+                float e = exp_nonpos(row[j + l] - mx);
+                row[j + l] = e;
+                suml[l] += e;
+            }
         double sum = 0.0;
-        for (int64_t j = 0; j < n; j++) {
-            row[j] = expf(row[j] - mx);
+        for (; j < n; j++) {
+            row[j] = exp_nonpos(row[j] - mx);
             sum += row[j];
         }
+        for (int l = 0; l < L; l++) sum += suml[l];
         float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < n; j++) row[j] *= inv;
-        for (int64_t j = n; j < Nk; j++) row[j] = 0.0f;
+        for (j = 0; j < n; j++) row[j] *= inv;
+        for (j = n; j < Nk; j++) row[j] = 0.0f;
     }
 }
 

@@ -1,8 +1,11 @@
-/* cli/cmd_unet.c: `sdc unet -m MODEL --latent X.npy --timestep T --context C.npy -o EPS.npy`
+/* cli/cmd_unet.c: `sdc unet -m MODEL --latent X.npy --timestep T --context C.npy -o EPS.npy
+ * [--save-temb TEMB.npy]`
  * One UNet call: X [B, 4, h, w], C [B, 77*k, D] (a batch-1 context is used for every row),
- * T in 0..999 (fractional allowed, as k-diffusion passes it). Writes eps [B, 4, h, w]. */
+ * T in 0..999 (fractional allowed, as k-diffusion passes it). Writes eps [B, 4, h, w]; with
+ * --save-temb also the post-SiLU time embedding [1, time_dim] of T (what an exported UNet takes). */
 #include "cli.h"
 #include "io/npy.h"
+#include "pipeline/runner.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -10,17 +13,20 @@
 
 static void usage(void) {
     printf("usage: sdc unet -m MODEL --latent X.npy --timestep T --context C.npy [-t THREADS] -o EPS.npy\n"
+           "                [--save-temb TEMB.npy]\n"
            "  X [B, 4, h, w] float32, C [B or 1, 77*k, D] float32, T in 0..999 (fractional allowed)\n");
 }
 
 int cmd_unet(int argc, char **argv) {
-    const char *C = "unet", *model_path = NULL, *latent_path = NULL, *ctx_path = NULL, *out_path = NULL;
+    const char *C = "unet", *model_path = NULL, *latent_path = NULL, *ctx_path = NULL, *out_path = NULL,
+               *temb_path = NULL;
     double timestep = -1.0;
     int threads = 0, have_t = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"latent", required_argument, 0, 'x'},
         {"timestep", required_argument, 0, 'T'}, {"context", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
+        {"save-temb", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     CLI_GETOPT_RESET();
     for (int c; (c = getopt_long(argc, argv, ":m:t:o:h", opts, NULL)) != -1;) {
@@ -29,6 +35,7 @@ int cmd_unet(int argc, char **argv) {
         case 'x': latent_path = optarg; break;
         case 'c': ctx_path = optarg; break;
         case 'o': out_path = optarg; break;
+        case 'S': temb_path = optarg; break;
         case 'T': if (cli_float_arg(C, "--timestep", optarg, 0.0, 999.0, &timestep)) return 1; have_t = 1; break;
         case 't': if (cli_int_arg(C, "--threads", optarg, 1, 256, &threads)) return 1; break;
         case 'h': usage(); return 0;
@@ -83,6 +90,19 @@ int cmd_unet(int argc, char **argv) {
         goto done;
     }
     if (sdc_npy_write_f32(out_path, eps, 4, x.shape, &e) != SDC_OK) { cli_fail(C, "%s", e.msg); goto done; }
+    if (temb_path) { // the UNet's time MLP alone: SiLU(time_embed(t)) [1, time_dim]
+        sdc_runner r;
+        if (sdc_runner_temb(&r, m, 1, &e) != SDC_OK) { cli_fail(C, "%s", e.msg); goto done; }
+        sdc_runner_input(&r, 0)[0] = (float)timestep;
+        int64_t ts[2] = {1, r.g.nodes[r.out].shape[1]};
+        if (sdc_runner_run(&r, NULL, &e) != SDC_OK ||
+            sdc_npy_write_f32(temb_path, sdc_runner_output(&r), 2, ts, &e) != SDC_OK) {
+            sdc_runner_free(&r);
+            cli_fail(C, "%s", e.msg);
+            goto done;
+        }
+        sdc_runner_free(&r);
+    }
     rc = 0;
 done:
     free(ctxb);

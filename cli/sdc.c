@@ -16,6 +16,7 @@
     X(unet, "UNet stage: latent, timestep, context -> noise prediction (.npy)")                    \
     X(decode, "VAE decoder stage: latent -> image (.npy or .png)")                                 \
     X(parse_prompt, "A1111 prompt syntax: (weights), BREAK, [a:b:N] editing, AND (--json)")        \
+    X(export, "write the text encoder, UNet and VAE decoder as ONNX for one image size")           \
 
 #define DECLARE(name, summary) int cmd_##name(int argc, char **argv);
 SDC_COMMANDS(DECLARE)

@@ -11,7 +11,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PKGS="build-essential cmake pkg-config libpng-dev zlib1g-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev"
+PKGS="build-essential cmake pkg-config libpng-dev zlib1g-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then PKGS="$PKGS nodejs npm"; fi
 missing=""
 for p in $PKGS; do

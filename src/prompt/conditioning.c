@@ -236,7 +236,10 @@ void sdc_a1111_emphasis(float *z, const float *mult, int R, int D, const int *or
     float m1 = torch_mean(&v, n);
     if (means) means[0] = m0, means[1] = m1;
     if (e != SDC_EMPHASIS_ORIGINAL) return;
-    float ratio = m0 / m1;
+    /* webui divides as is; with m1 == m0 (all multipliers 1) that is exactly 1, except 0/0: a
+     * chunk whose mean is exactly 0 (possible with untrained weights) would turn into NaN, so
+     * equal means and a zero m1 keep the values unscaled. */
+    float ratio = (m1 == m0 || m1 == 0.0f) ? 1.0f : m0 / m1;
     for (size_t i = 0; i < (size_t)R * v.per; i++) z[i] *= ratio;
 }
 

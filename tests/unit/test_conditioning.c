@@ -403,5 +403,16 @@ int main(void) {
     sdc_st_close(gold);
     sdc_tokenizer_free(tok);
     sdc_model_free(model);
+    /* a chunk whose mean is exactly 0 (untrained weights: the empty prompt of a random model)
+     * keeps its values: webui's m0 / m1 would be 0 / 0 = NaN */
+    {
+        static float zz[77 * 8], mm[77];
+        for (int i = 0; i < 77; i++) mm[i] = 1.0f;
+        for (int i = 0; i < 77 * 8; i++) zz[i] = (i % 2) ? 0.5f : -0.5f;
+        sdc_a1111_emphasis(zz, mm, 1, 8, NULL, 1, SDC_EMPHASIS_ORIGINAL, NULL);
+        int finite = 1;
+        for (int i = 0; i < 77 * 8; i++) finite &= zz[i] == ((i % 2) ? 0.5f : -0.5f);
+        CHECK(finite, "zero-mean chunk stays unchanged (no NaN)");
+    }
     TEST_MAIN_END();
 }

@@ -4,6 +4,7 @@
 #define SDC_TESTS_GOLDEN_H
 
 #include "io/safetensors.h"
+#include "sdc.h"
 #include "test.h"
 
 #include <stdint.h>
@@ -55,6 +56,20 @@ static inline const sdc_st_tensor *golden_tensor(const sdc_st_file *f, const cha
         exit(1);
     }
     return t;
+}
+
+/* Loads the shared tiny checkpoint with 2 threads; exits when it cannot. */
+static inline sdc_model *golden_load_tiny(void) {
+    char err[512];
+    sdc_model_params mp = sdc_model_params_default();
+    mp.path = TINY_CKPT;
+    mp.n_threads = 2;
+    sdc_model *m = NULL;
+    if (sdc_model_load(&mp, &m, err, sizeof err) != SDC_OK) {
+        fprintf(stderr, "load %s: %s\n", TINY_CKPT, err);
+        exit(1);
+    }
+    return m;
 }
 
 /* max|a - ref| / max(1, max|ref|) */

@@ -221,23 +221,6 @@ done:
     return s;
 }
 
-static const char *schedule_label(sdc_schedule k) {
-    switch (k) {
-    case SDC_SCHEDULE_AUTOMATIC: return "Automatic";
-    case SDC_SCHEDULE_UNIFORM: return "Uniform";
-    case SDC_SCHEDULE_NORMAL: return "Normal";
-    case SDC_SCHEDULE_KARRAS: return "Karras";
-    case SDC_SCHEDULE_EXPONENTIAL: return "Exponential";
-    case SDC_SCHEDULE_POLYEXPONENTIAL: return "Polyexponential";
-    case SDC_SCHEDULE_SGM_UNIFORM: return "SGM Uniform";
-    case SDC_SCHEDULE_SIMPLE: return "Simple";
-    case SDC_SCHEDULE_DDIM_UNIFORM: return "DDIM";
-    case SDC_SCHEDULE_KL_OPTIMAL: return "KL Optimal";
-    case SDC_SCHEDULE_ALIGN_YOUR_STEPS: return "Align Your Steps";
-    default: return "Automatic";
-    }
-}
-
 static char *make_infotext(const sdc_model *m, const sdc_txt2img_params *p, const resolved *r,
                            const char *hash) {
     const char *base = strrchr(m->path, '/');
@@ -255,7 +238,7 @@ static char *make_infotext(const sdc_model *m, const sdc_txt2img_params *p, cons
         .negative = p->negative,
         .steps = p->steps,
         .sampler_name = sdc_sampler_name(r->sampler),
-        .schedule_name = r->sampler == SDC_SAMPLER_DDIM ? NULL : schedule_label(r->schedule),
+        .schedule_name = r->sampler == SDC_SAMPLER_DDIM ? NULL : sdc_schedule_label(r->schedule),
         .cfg = p->cfg,
         .seed = (int64_t)p->seed,
         .width = p->width,

@@ -169,6 +169,26 @@ static const char *const schedule_names[SDC_SCHEDULE_COUNT] = {
 };
 _Static_assert(SDC_SCHEDULE_COUNT == 11, "update schedule_names");
 
+/* the labels webui shows in its UI and writes into the infotext ("Schedule type: Karras") */
+static const char *const schedule_labels[SDC_SCHEDULE_COUNT] = {
+    [SDC_SCHEDULE_AUTOMATIC] = "Automatic",
+    [SDC_SCHEDULE_UNIFORM] = "Uniform",
+    [SDC_SCHEDULE_NORMAL] = "Normal",
+    [SDC_SCHEDULE_KARRAS] = "Karras",
+    [SDC_SCHEDULE_EXPONENTIAL] = "Exponential",
+    [SDC_SCHEDULE_POLYEXPONENTIAL] = "Polyexponential",
+    [SDC_SCHEDULE_SGM_UNIFORM] = "SGM Uniform",
+    [SDC_SCHEDULE_SIMPLE] = "Simple",
+    [SDC_SCHEDULE_DDIM_UNIFORM] = "DDIM",
+    [SDC_SCHEDULE_KL_OPTIMAL] = "KL Optimal",
+    [SDC_SCHEDULE_ALIGN_YOUR_STEPS] = "Align Your Steps",
+};
+
+const char *sdc_schedule_label(sdc_schedule kind) {
+    if ((int)kind < 0 || kind >= SDC_SCHEDULE_COUNT) return "Automatic";
+    return schedule_labels[kind];
+}
+
 int sdc_schedule_from_name(const char *name) {
     if (!name) return -1;
     for (int i = 0; i < SDC_SCHEDULE_COUNT; i++)

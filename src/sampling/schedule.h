@@ -110,5 +110,7 @@ sdc_status sdc_schedule_ddim(const sdc_noise_table *nt, int steps, sdc_sched *ou
  * "sgm_uniform", "align_your_steps"; also "ddim" for DDIM_UNIFORM). -1 when unknown. */
 int sdc_schedule_from_name(const char *name);
 const char *sdc_schedule_name(sdc_schedule kind); /* never NULL */
+/* webui's label of a schedule, as its infotext writes it ("Karras", "SGM Uniform"); never NULL. */
+const char *sdc_schedule_label(sdc_schedule kind);
 
 #endif

@@ -58,13 +58,7 @@ static void run_loop(const sdc_st_file *gold, const char *what, const char *cond
 
 int main(void) {
     char err[512];
-    sdc_model_params mp = sdc_model_params_default();
-    mp.path = TINY_CKPT;
-    mp.n_threads = 2;
-    if (sdc_model_load(&mp, &model, err, sizeof err) != SDC_OK) {
-        fprintf(stderr, "load: %s\n", err);
-        return 1;
-    }
+    model = golden_load_tiny();
 
     /* diffusers loops of testdata/tiny */
     sdc_st_file *tiny = golden_open(TINY_DIR "/golden.safetensors");

@@ -6,19 +6,6 @@
 #include "pipeline/runner.h"
 #include "sdc.h"
 
-static sdc_model *load_tiny(void) {
-    char err[512];
-    sdc_model_params mp = sdc_model_params_default();
-    mp.path = TINY_CKPT;
-    mp.n_threads = 2;
-    sdc_model *m = NULL;
-    if (sdc_model_load(&mp, &m, err, sizeof err) != SDC_OK) {
-        fprintf(stderr, "load: %s\n", err);
-        exit(1);
-    }
-    return m;
-}
-
 /* Compares the labelled intermediates of the 64x64 t=500 run with diffusers' dbg.* tensors. */
 static void check_intermediates(const sdc_model *m, const sdc_st_file *gold, const float *x,
                                 const float *ctx) {
@@ -55,7 +42,7 @@ static void check_intermediates(const sdc_model *m, const sdc_st_file *gold, con
 
 int main(void) {
     char err[512];
-    sdc_model *m = load_tiny();
+    sdc_model *m = golden_load_tiny();
     sdc_st_file *gold = golden_open(TINY_DIR "/golden.safetensors");
     float *ctx = golden_f32(gold, "unet.context", NULL);
     const char *sizes[2] = {"64x64", "96x64"};

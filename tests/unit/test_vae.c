@@ -7,14 +7,7 @@
 
 int main(void) {
     char err[512];
-    sdc_model_params mp = sdc_model_params_default();
-    mp.path = TINY_CKPT;
-    mp.n_threads = 2;
-    sdc_model *m = NULL;
-    if (sdc_model_load(&mp, &m, err, sizeof err) != SDC_OK) {
-        fprintf(stderr, "load: %s\n", err);
-        return 1;
-    }
+    sdc_model *m = golden_load_tiny();
     sdc_st_file *gold = golden_open(TINY_DIR "/golden.safetensors");
     const char *sizes[2] = {"64x64", "96x64"};
     const int hw[2][2] = {{8, 8}, {8, 12}};

@@ -28,6 +28,7 @@ static void usage(void) {
         "                             (DPMSolverMultistepScheduler, integer timesteps; dpm++2m only)\n"
         "      --final-sigmas X       diffusers only: zero (default) or sigma_min (the article's setting)\n"
         "      --seed N               noise seed (0)\n"
+        "      --ensd N               A1111's Eta noise seed delta (0 = off; changes Euler a's noise)\n"
         "      --rng cpu|gpu          gpu (default): A1111's NVIDIA generator (philox);\n"
         "                             cpu: torch.randn on the CPU (ComfyUI's default)\n"
         "      --clip-skip N          1 = last CLIP layer (default), 2 = penultimate, ...\n"
@@ -82,7 +83,7 @@ int cmd_txt2img(int argc, char **argv) {
     double cfg = 7.0;
     long long seed = 0;
     enum { O_STEPS = 256, O_CFG, O_SAMPLER, O_SCHEDULE, O_COMPAT, O_FINAL, O_SEED, O_RNG, O_CLIPSKIP,
-           O_INIT, O_COND, O_UNCOND, O_SAVE, O_PREVIEW, O_PREVIEW_EVERY, O_PREVIEW_DECODER, O_DECODER_PATH, O_RAW };
+           O_INIT, O_COND, O_UNCOND, O_SAVE, O_PREVIEW, O_PREVIEW_EVERY, O_PREVIEW_DECODER, O_DECODER_PATH, O_RAW, O_ENSD };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
         {"negative", required_argument, 0, 'n'},    {"width", required_argument, 0, 'W'},
@@ -96,7 +97,7 @@ int cmd_txt2img(int argc, char **argv) {
         {"preview", required_argument, 0, O_PREVIEW}, {"preview-every", required_argument, 0, O_PREVIEW_EVERY},
         {"preview-decoder", required_argument, 0, O_PREVIEW_DECODER},
         {"decoder-path", required_argument, 0, O_DECODER_PATH},
-        {"raw-prompt", no_argument, 0, O_RAW},
+        {"raw-prompt", no_argument, 0, O_RAW},      {"ensd", required_argument, 0, O_ENSD},
         {"threads", required_argument, 0, 't'},     {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     CLI_GETOPT_RESET();
@@ -122,6 +123,13 @@ int cmd_txt2img(int argc, char **argv) {
                 return cli_fail(C, "--seed: '%s' is not an integer in 0..%lld", optarg, 0xffffffffffffLL);
             break;
         case O_RNG: p.rng = optarg; break;
+        case O_ENSD: {
+            long long v = 0;
+            if (cli_parse_int(optarg, &v) || v < 0 || v > 0xffffffffffffLL)
+                return cli_fail(C, "--ensd: '%s' is not an integer in 0..%lld", optarg, 0xffffffffffffLL);
+            p.ensd = (uint64_t)v;
+            break;
+        }
         case O_CLIPSKIP: if (cli_int_arg(C, "--clip-skip", optarg, 1, 12, &p.clip_skip)) return 1; break;
         case O_INIT: init_path = optarg; break;
         case O_COND: cond_path = optarg; break;

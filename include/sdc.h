@@ -118,6 +118,9 @@ typedef struct sdc_txt2img_params {
     int steps;                    /* 1..1000 (20) */
     float cfg;                    /* classifier-free guidance scale (7) */
     uint64_t seed;                /* noise seed */
+    uint64_t ensd;                /* A1111's "Eta noise seed delta" (0 = off): after the initial
+                                     noise the generator is re-seeded with seed + ensd, which
+                                     changes the ancestral samplers' noise draws */
     int clip_skip;                /* 1 = last layer (default), 2 = penultimate, ... */
     const char *sampler;          /* "dpm++2m" (default), "euler", "euler_a", "ddim" */
     const char *schedule;         /* NULL/"automatic" (karras for DPM++ 2M, else uniform), "normal",

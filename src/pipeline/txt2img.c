@@ -231,6 +231,12 @@ static char *make_infotext(const sdc_model *m, const sdc_txt2img_params *p, cons
     if (dot && dot != name) *dot = '\0';
     sdc_infotext_field extra[2];
     size_t n_extra = 0;
+    char ensd[24];
+    /* webui writes ENSD only for samplers that draw noise after the first (the ancestral ones) */
+    if (p->ensd != 0 && r->sampler == SDC_SAMPLER_EULER_A) {
+        snprintf(ensd, sizeof ensd, "%llu", (unsigned long long)p->ensd);
+        extra[n_extra++] = (sdc_infotext_field){"ENSD", ensd};
+    }
     if (r->compat == SDC_COMPAT_DIFFUSERS)
         extra[n_extra++] = (sdc_infotext_field){"Scheduler compat", p->final_sigma_min ? "diffusers (final sigma_min)" : "diffusers"};
     sdc_infotext_params ip = {
@@ -360,7 +366,7 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     sp.on_step = on_step;
     sp.step_user = &prog;
     uint64_t seed = p->seed;
-    sdc_initial_noise(r.compat, r.rng, &seed, 1, 0, n, &rng, x);
+    sdc_initial_noise(r.compat, r.rng, &seed, 1, p->ensd, n, &rng, x);
     if (p->init_latent) memcpy(x, p->init_latent, n * sizeof(float));
     float scale = sdc_sampler_noise_scale(&sp);
     for (size_t i = 0; i < n; i++) x[i] *= scale;

@@ -101,17 +101,18 @@ int main(void) {
     static const struct {
         const char *name, *sampler, *schedule, *rng;
         int steps;
-        uint64_t seed;
+        uint64_t seed, ensd;
     } loops[] = {
-        {"euler.20", "euler", "automatic", "cpu", 20, 1001},
-        {"euler_a.20", "euler_a", "automatic", "cpu", 20, 1002},
-        {"euler_a_nv.20", "euler_a", "automatic", "gpu", 20, 1002},
-        {"dpmpp_2m_normal.20", "dpm++2m", "normal", "cpu", 20, 1003},
-        {"dpmpp_2m_karras.20", "dpm++2m", "automatic", "cpu", 20, 1003},
-        {"dpmpp_2m_normal.10", "dpm++2m", "normal", "cpu", 10, 1004},
-        {"dpmpp_2m_karras.10", "dpm++2m", "karras", "cpu", 10, 1004},
-        {"dpmpp_2m_karras_long.20", "dpm++2m", "karras", "cpu", 20, 1005},
-        {"ddim.20", "ddim", "automatic", "cpu", 20, 1006},
+        {"euler.20", "euler", "automatic", "cpu", 20, 1001, 0},
+        {"euler_a.20", "euler_a", "automatic", "cpu", 20, 1002, 0},
+        {"euler_a_nv.20", "euler_a", "automatic", "gpu", 20, 1002, 0},
+        {"euler_a_ensd31337.20", "euler_a", "automatic", "cpu", 20, 1002, 31337},
+        {"dpmpp_2m_normal.20", "dpm++2m", "normal", "cpu", 20, 1003, 0},
+        {"dpmpp_2m_karras.20", "dpm++2m", "automatic", "cpu", 20, 1003, 0},
+        {"dpmpp_2m_normal.10", "dpm++2m", "normal", "cpu", 10, 1004, 0},
+        {"dpmpp_2m_karras.10", "dpm++2m", "karras", "cpu", 10, 1004, 0},
+        {"dpmpp_2m_karras_long.20", "dpm++2m", "karras", "cpu", 20, 1005, 0},
+        {"ddim.20", "ddim", "automatic", "cpu", 20, 1006, 0},
     };
     for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
         char c[96], u[96], f[96], what[96];
@@ -125,6 +126,7 @@ int main(void) {
         p.steps = loops[i].steps;
         p.cfg = 7.5f;
         p.seed = loops[i].seed;
+        p.ensd = loops[i].ensd;
         p.rng = loops[i].rng;
         p.sampler = loops[i].sampler;
         p.schedule = loops[i].schedule;

@@ -24,8 +24,11 @@ int cli_fail(const char *cmd, const char *fmt, ...)
 int cli_parse_int(const char *s, long long *out);
 int cli_parse_float(const char *s, double *out);
 
-/* Loads a model; on failure prints one line and returns 1 (else 0). */
+/* Loads a model and merges the --lora options given so far (cli_lora_option), printing what
+ * each applied on stderr; on failure prints one line and returns 1 (else 0). */
 int cli_load_model(const char *cmd, const char *path, int threads, sdc_model **out);
+/* Records a --lora FILE.safetensors[:WEIGHT] option (weight 1 when absent); 1 on a bad value. */
+int cli_lora_option(const char *cmd, const char *arg);
 /* Parses option values within bounds; on failure prints one line naming the option, returns 1. */
 int cli_int_arg(const char *cmd, const char *opt, const char *val, long long lo, long long hi, int *out);
 int cli_float_arg(const char *cmd, const char *opt, const char *val, double lo, double hi, double *out);

@@ -17,6 +17,8 @@ static void usage(void) {
         "  -n, --negative TEXT        negative prompt (default: empty)\n"
         "                             prompts use A1111 syntax: (a:1.2), [a], BREAK, AND, [a:b:0.5], [a|b]\n"
         "      --raw-prompt           feed the texts to CLIP literally (one chunk, no syntax), as diffusers does\n"
+        "      --embeddings DIR       textual-inversion embeddings: a prompt word naming DIR/WORD.pt, .bin\n"
+        "                             or .safetensors is replaced by its vectors, as A1111 does\n"
         "  -W, --width N              image width, multiple of 8 in 8..2048 (512)\n"
         "  -H, --height N             image height, multiple of 8 in 8..2048 (512)\n"
         "      --steps N              sampling steps (20)\n"
@@ -32,12 +34,17 @@ static void usage(void) {
         "      --rng cpu|gpu          gpu (default): A1111's NVIDIA generator (philox);\n"
         "                             cpu: torch.randn on the CPU (ComfyUI's default)\n"
         "      --clip-skip N          1 = last CLIP layer (default), 2 = penultimate, ...\n"
+        "      --lora-dir DIR         where the prompt's <lora:NAME:WEIGHT> tags find NAME.safetensors\n"
+        "                             (<lora:NAME:TE:UNET> weighs the text encoder and UNet apart)\n"
+        "      --lora FILE[:W]        merge a LoRA (weight W, default 1) into the model; repeatable\n"
         "      --init-latent X.npy    start from this unit-variance noise [1, 4, H/8, W/8]\n"
         "      --cond C.npy --uncond U.npy  use this conditioning [1, 77*k, D], skip the text encoder\n"
         "      --save-latent Z.npy    also write the final latent [1, 4, H/8, W/8]\n"
         "      --preview DIR|FILE.png live previews with the tiny vaelight decoder: DIR/step_NNN.png,\n"
         "                             or one FILE.png rewritten as sampling goes\n"
         "      --preview-every N      a preview every N steps (1)\n"
+        "      --low-memory           peak memory under 1.2 GB at 512x512: weights read on demand,\n"
+        "                             tiled VAE decode (slower; the picture differs slightly)\n"
         "      --preview-decoder vaelight  decode the final picture with vaelight too (fast, preview quality)\n"
         "      --decoder-path FILE    VAEpreview.onnx (default: the copy shipped in data/vaelight/)\n"
         "  -t, --threads N            compute threads (default: all cores)\n"
@@ -83,7 +90,7 @@ int cmd_txt2img(int argc, char **argv) {
     double cfg = 7.0;
     long long seed = 0;
     enum { O_STEPS = 256, O_CFG, O_SAMPLER, O_SCHEDULE, O_COMPAT, O_FINAL, O_SEED, O_RNG, O_CLIPSKIP,
-           O_INIT, O_COND, O_UNCOND, O_SAVE, O_PREVIEW, O_PREVIEW_EVERY, O_PREVIEW_DECODER, O_DECODER_PATH, O_RAW, O_ENSD };
+           O_INIT, O_COND, O_UNCOND, O_SAVE, O_PREVIEW, O_PREVIEW_EVERY, O_PREVIEW_DECODER, O_DECODER_PATH, O_RAW, O_ENSD, O_LOWMEM, O_LORA_DIR, O_LORA, O_EMBEDDINGS };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
         {"negative", required_argument, 0, 'n'},    {"width", required_argument, 0, 'W'},
@@ -97,7 +104,10 @@ int cmd_txt2img(int argc, char **argv) {
         {"preview", required_argument, 0, O_PREVIEW}, {"preview-every", required_argument, 0, O_PREVIEW_EVERY},
         {"preview-decoder", required_argument, 0, O_PREVIEW_DECODER},
         {"decoder-path", required_argument, 0, O_DECODER_PATH},
+        {"low-memory", no_argument, 0, O_LOWMEM},
+        {"embeddings", required_argument, 0, O_EMBEDDINGS},
         {"raw-prompt", no_argument, 0, O_RAW},      {"ensd", required_argument, 0, O_ENSD},
+        {"lora-dir", required_argument, 0, O_LORA_DIR}, {"lora", required_argument, 0, O_LORA},
         {"threads", required_argument, 0, 't'},     {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     CLI_GETOPT_RESET();
@@ -143,6 +153,10 @@ int cmd_txt2img(int argc, char **argv) {
             break;
         case O_DECODER_PATH: p.preview_decoder = optarg; break;
         case O_RAW: p.raw_prompt = 1; break;
+        case O_LORA_DIR: p.lora_dir = optarg; break;
+        case O_LORA: if (cli_lora_option(C, optarg)) return 1; break;
+        case O_LOWMEM: p.low_memory = 1; break;
+        case O_EMBEDDINGS: p.embeddings_dir = optarg; break;
         case 't': if (cli_int_arg(C, "--threads", optarg, 1, 256, &threads)) return 1; break;
         case 'o': out_path = optarg; break;
         case 'h': usage(); return 0;
@@ -191,6 +205,7 @@ int cmd_txt2img(int argc, char **argv) {
     p.progress = progress;
     p.progress_user = &ps;
     if (sdc_txt2img(m, &p, &img, err, sizeof err) != SDC_OK) { cli_fail(C, "%s", err); goto done; }
+    if (img.lora_report) fprintf(stderr, "%s\n", img.lora_report);
     if (sdc_png_write(out_path, img.rgb, img.width, img.height, img.parameters, &e) != SDC_OK) {
         cli_fail(C, "%s", e.msg);
         goto done;

@@ -13,7 +13,7 @@
 
 static void usage(void) {
     printf("usage: sdc unet -m MODEL --latent X.npy --timestep T --context C.npy [-t THREADS] -o EPS.npy\n"
-           "                [--save-temb TEMB.npy]\n"
+           "                [--save-temb TEMB.npy] [--lora FILE.safetensors[:WEIGHT]]...\n"
            "  X [B, 4, h, w] float32, C [B or 1, 77*k, D] float32, T in 0..999 (fractional allowed)\n");
 }
 
@@ -26,7 +26,7 @@ int cmd_unet(int argc, char **argv) {
         {"model", required_argument, 0, 'm'},   {"latent", required_argument, 0, 'x'},
         {"timestep", required_argument, 0, 'T'}, {"context", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
-        {"save-temb", required_argument, 0, 'S'},
+        {"save-temb", required_argument, 0, 'S'}, {"lora", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     CLI_GETOPT_RESET();
     for (int c; (c = getopt_long(argc, argv, ":m:t:o:h", opts, NULL)) != -1;) {
@@ -36,6 +36,7 @@ int cmd_unet(int argc, char **argv) {
         case 'c': ctx_path = optarg; break;
         case 'o': out_path = optarg; break;
         case 'S': temb_path = optarg; break;
+        case 'L': if (cli_lora_option(C, optarg)) return 1; break;
         case 'T': if (cli_float_arg(C, "--timestep", optarg, 0.0, 999.0, &timestep)) return 1; have_t = 1; break;
         case 't': if (cli_int_arg(C, "--threads", optarg, 1, 256, &threads)) return 1; break;
         case 'h': usage(); return 0;

@@ -16,7 +16,8 @@
  *  - Tensors cross the API as float32, C order (row-major), with the shape spelled out in the
  *    comment of each call ([B, C, H, W] for images and latents).
  *  - Whoever creates frees; every _free accepts NULL.
- *  - A loaded sdc_model is immutable: several threads may run stages on one model at once.
+ *  - A loaded sdc_model is immutable (sdc_model_apply_lora aside): several threads may run
+ *    stages on one model at once.
  *  - Strings and params structs are borrowed for the duration of a call.
  */
 #ifndef SDC_H
@@ -79,6 +80,34 @@ void sdc_model_describe(const sdc_model *m, sdc_model_desc *out);
 const char *sdc_model_path(const sdc_model *m);
 
 /* ------------------------------------------------------------------------------------------ */
+/* LoRA: low-rank adapters merged into the weights (webui's extensions-builtin/Lora semantics)  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What one LoRA file did to a model. */
+typedef struct sdc_lora_report {
+    int n_tensors;   /* tensors in the file */
+    int n_applied;   /* of those, merged into the model (down, up and alpha of each module) */
+    int n_weights;   /* model weights changed */
+    char hash[13];   /* webui's short hash for "Lora hashes" (12 hex digits) */
+    int n_skipped;   /* n_tensors - n_applied: every one named in `skipped` */
+    char **skipped;  /* "TENSOR (reason)" for each tensor not applied */
+} sdc_lora_report;
+
+/* Merges a LoRA .safetensors file (kohya lora_unet_* / lora_te_*, LoCon 3x3, diffusers/PEFT
+ * lora_A/lora_B) into the model's weights: W += weight * alpha/rank * up @ down, in memory (the
+ * checkpoint file is not touched). te_weight multiplies the text-encoder part, unet_weight the
+ * UNet part (webui's <lora:NAME:TE:UNET>). LoRAs apply in call order and add up; the model's
+ * stages, sdc_txt2img and the ONNX export all see the merged weights, and sdc_txt2img records
+ * the LoRA in the infotext's "Lora hashes" under `name` (NULL: the file name without
+ * .safetensors). Tensors that match no weight of this model are named in rep->skipped (rep may
+ * be NULL; free it with sdc_lora_report_free). Refused, with nothing merged: a file that matches
+ * no weight, one whose shapes disagree with the model's (an SDXL or SD2 LoRA; the message names
+ * the tensor and both shapes). Not thread-safe against stages running on the same model. */
+sdc_status sdc_model_apply_lora(sdc_model *m, const char *path, const char *name, float te_weight,
+                                float unet_weight, sdc_lora_report *rep, char *errbuf, size_t errlen);
+void sdc_lora_report_free(sdc_lora_report *rep); /* frees rep->skipped; accepts NULL */
+
+/* ------------------------------------------------------------------------------------------ */
 /* Stages. Each builds the network for the given size, runs it once and frees its activations;   */
 /* the pipeline (sdc_txt2img) keeps them across steps instead.                                   */
 /* ------------------------------------------------------------------------------------------ */
@@ -107,6 +136,23 @@ sdc_status sdc_vae_decode(const sdc_model *m, const float *z_scaled, int batch, 
 
 /* Progress: called after each sampling step; return non-zero to cancel (SDC_E_CANCELLED). */
 typedef int (*sdc_progress_fn)(void *user, int step, int steps, double step_seconds);
+
+/* One UNet evaluation, row by row, as the deployed batch-1 UNet takes it (the inputs of
+ * `sdc export`'s unet.onnx): what calibration recording (`sdc calib`) needs. */
+typedef struct sdc_unet_call {
+    int step, steps;       /* 0-based sampling step */
+    int row, rows;         /* guidance row: 0..rows-2 the cond rows (AND parts), rows-1 the uncond */
+    float t;               /* the model timestep */
+    int h, w;              /* latent size */
+    const float *sample;   /* [1, 4, h, w] the scaled model input (c_in * x for k-diffusion) */
+    const float *context;  /* [1, context_len, ctx_dim] this row's conditioning */
+    int context_len;       /* 77 * chunks */
+    const float *temb;     /* [1, time_dim] SiLU(time_embed(t)), the UNet's post-SiLU time embedding */
+} sdc_unet_call;
+
+/* Called for every row of every UNet call, before the UNet runs; the pointers are valid during the
+ * call only. Return non-zero to stop the run (SDC_E_CANCELLED). */
+typedef int (*sdc_unet_observer_fn)(void *user, const sdc_unet_call *call);
 
 typedef struct sdc_txt2img_params {
     const char *prompt;           /* UTF-8, in A1111 syntax: (weights), [less], BREAK, AND,
@@ -137,8 +183,22 @@ typedef struct sdc_txt2img_params {
     int preview_every;            /* a preview every N steps (1) */
     const char *preview_decoder;  /* VAEpreview.onnx; NULL = the shipped copy (see README) */
     int final_vaelight;           /* decode the final picture with vaelight instead of the VAE */
+    const char *embeddings_dir;   /* textual-inversion embeddings (webui's embeddings/ folder):
+                                     a prompt word naming a .pt/.bin/.safetensors file there is
+                                     replaced by its vectors; NULL = none */
+    const char *lora_dir;         /* where <lora:NAME:WEIGHT> tags of the prompt find NAME.safetensors;
+                                     the tags are merged for this generation only (the model is
+                                     left as it was) and kept in the infotext's prompt */
+    int low_memory;               /* 1: bound peak memory (under 1.2 GB at 512x512 with f16 weights):
+                                     each weight is dropped from memory after the op that read it
+                                     and the VAE decodes in overlapping tiles (a small deviation,
+                                     see README); slower by the weights' page faults and the tiles'
+                                     overlap */
+    int profile;                  /* 1: time the UNet per op kind (sdc_timings.unet_kind_seconds) */
     sdc_progress_fn progress;
     void *progress_user;
+    sdc_unet_observer_fn unet_observer; /* NULL = none; costs one time-embedding run per step */
+    void *unet_observer_user;
 } sdc_txt2img_params;
 
 sdc_txt2img_params sdc_txt2img_params_default(void);
@@ -153,6 +213,12 @@ typedef struct sdc_timings {
     double total;
     int steps;
     size_t peak_arena_bytes; /* largest activation arena in use */
+    /* FLOPs counted from the graphs as direct convolution and plain matmuls (a multiply-add is 2) */
+    double unet_step_flops;  /* the UNet calls of one sampling step (all CFG rows) */
+    double vae_flops;        /* the VAE decode (every tile in low-memory mode) */
+    /* Per op kind, in the order conv, linear, attention, other: the FLOPs of one step's UNet calls
+     * and, with params.profile, the UNet's seconds summed over all steps */
+    double unet_kind_flops[4], unet_kind_seconds[4];
 } sdc_timings;
 
 typedef struct sdc_image {
@@ -160,6 +226,8 @@ typedef struct sdc_image {
     uint8_t *rgb;         /* [H, W, 3] */
     float *latent;        /* [1, 4, H/8, W/8] the final latent, before the VAE */
     char *parameters;     /* the A1111 infotext written into the PNG */
+    char *lora_report;    /* NULL, or what the prompt's LoRAs did, one line each plus one per
+                             tensor not applied (sdc_lora_report_text), for the user to see */
     sdc_timings timings;
 } sdc_image;
 
@@ -207,6 +275,26 @@ char *sdc_detokenize(const sdc_tokenizer *t, const int32_t *ids, size_t n);
  * ([a:b:when], [a|b]) are resolved before this step in webui (src/prompt/conditioning.h). */
 sdc_status sdc_encode_a1111(const sdc_model *m, const sdc_tokenizer *tok, const char *prompt, int clip_skip,
                             float **out, int *n_tokens, char *errbuf, size_t errlen);
+
+/* Textual-inversion embeddings, as webui finds them in its embeddings/ folder: every .pt, .bin
+ * and .safetensors file under `dir` (subfolders too), named by its file name without the
+ * extension, read for the model's text-encoder width (src/prompt/embeddings.h). A file that
+ * cannot be used (another width, SDXL, more than 75 vectors, malformed) is refused, naming it,
+ * only when a prompt uses its name. Fails when dir is not a readable directory. */
+typedef struct sdc_embeddings sdc_embeddings;
+sdc_status sdc_embeddings_load(const sdc_model *m, const sdc_tokenizer *tok, const char *dir, sdc_embeddings **out,
+                               char *errbuf, size_t errlen);
+void sdc_embeddings_free(sdc_embeddings *e); /* NULL-safe */
+/* How many embeddings were found: all of them, or (usable = 1) the usable ones. */
+int sdc_embeddings_count(const sdc_embeddings *e, int usable);
+
+/* sdc_encode_a1111 with embeddings (emb NULL = none): a word of the prompt that names one is
+ * replaced by its vectors in the text encoder's input, as webui does. When ti_hashes is not NULL
+ * it receives webui's "TI hashes" infotext value for the embeddings used ("name: 0123456789ab",
+ * malloc'd, free() it), or NULL when none was used. */
+sdc_status sdc_encode_a1111_ti(const sdc_model *m, const sdc_tokenizer *tok, const sdc_embeddings *emb,
+                               const char *prompt, int clip_skip, float **out, int *n_tokens, char **ti_hashes,
+                               char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

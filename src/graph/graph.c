@@ -134,6 +134,8 @@ int sdc_g_input(sdc_graph *g, const char *name, int ndim, const int64_t *shape) 
 static const sdc_st_tensor *lookup(const sdc_graph *g, const char *name) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", g->prefix, name);
+    const sdc_st_tensor *t = g->overlay ? sdc_overlay_find(g->overlay, full) : NULL;
+    if (t) return t;
     return g->weights ? sdc_st_find(g->weights, full) : NULL;
 }
 
@@ -468,4 +470,54 @@ int sdc_g_find(const sdc_graph *g, const char *label) {
     for (int i = g->n_nodes - 1; i >= 0; i--)
         if (!strcmp(g->nodes[i].name, label)) return i;
     return -1;
+}
+
+/* ---------------------------------------------------------------- FLOP counting */
+
+const char *const sdc_op_kind_names[SDC_KIND_COUNT] = {
+    [SDC_KIND_CONV] = "conv", [SDC_KIND_LINEAR] = "linear",
+    [SDC_KIND_ATTENTION] = "attention", [SDC_KIND_OTHER] = "other",
+};
+
+sdc_op_kind sdc_op_kind_of(sdc_op op) {
+    switch (op) {
+    case SDC_OP_CONV2D: return SDC_KIND_CONV;
+    case SDC_OP_LINEAR: return SDC_KIND_LINEAR;
+    case SDC_OP_ATTENTION: return SDC_KIND_ATTENTION;
+    default: return SDC_KIND_OTHER;
+    }
+}
+
+double sdc_node_flops(const sdc_graph *g, int node) {
+    if (node < 0 || node >= g->n_nodes) return 0.0;
+    const sdc_node *n = &g->nodes[node];
+    switch (n->op) {
+    case SDC_OP_CONV2D: {
+        const sdc_node *w = N(g, n->in[1]); // y [B, O, Ho, Wo], w [O, C, kh, kw]
+        return 2.0 * (double)sdc_node_numel(n) * (double)(w->shape[1] * w->shape[2] * w->shape[3]);
+    }
+    case SDC_OP_LINEAR: {
+        const sdc_node *w = N(g, n->in[1]); // y [..., N], w [N, K]
+        return 2.0 * (double)sdc_node_numel(n) * (double)w->shape[1];
+    }
+    case SDC_OP_ATTENTION: {
+        // q [B, Nq, H*d], k [B, Nk, H*d], v [B, Nk, H*dv]: Q.K^T is B*Nq*Nk*(H*d) MACs, P.V B*Nq*Nk*(H*dv)
+        const sdc_node *q = N(g, n->in[0]), *k = N(g, n->in[1]), *v = N(g, n->in[2]);
+        return 2.0 * (double)q->shape[0] * (double)q->shape[1] * (double)k->shape[1] *
+               (double)(q->shape[2] + v->shape[2]);
+    }
+    default: return 0.0;
+    }
+}
+
+double sdc_graph_flops(const sdc_graph *g, double by_kind[SDC_KIND_COUNT]) {
+    double total = 0.0;
+    if (by_kind)
+        for (int k = 0; k < SDC_KIND_COUNT; k++) by_kind[k] = 0.0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        double f = sdc_node_flops(g, i);
+        total += f;
+        if (by_kind) by_kind[sdc_op_kind_of(g->nodes[i].op)] += f;
+    }
+    return total;
 }

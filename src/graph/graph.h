@@ -63,10 +63,16 @@ typedef struct sdc_node {
     char name[96];            /* weight name, or a debug label such as "unet.down_blocks.0" */
 } sdc_node;
 
+/* Weights replaced in memory (merged LoRAs, src/model/lora.h), looked up by full name before
+ * the checkpoint file; NULL when nothing is merged. */
+typedef struct sdc_weight_overlay sdc_weight_overlay;
+const sdc_st_tensor *sdc_overlay_find(const sdc_weight_overlay *o, const char *full_name);
+
 typedef struct sdc_graph {
     sdc_node *nodes;
     int n_nodes, cap_nodes;
     const sdc_st_file *weights; /* where named weights are looked up */
+    const sdc_weight_overlay *overlay; /* consulted first (NULL: none); set after sdc_graph_init */
     const char *prefix;         /* prepended to weight names, e.g. "model.diffusion_model." */
     void **owned;               /* graph-owned buffers (f32 copies of small weights) */
     int n_owned, cap_owned;
@@ -129,5 +135,26 @@ static inline int64_t sdc_node_numel(const sdc_node *n) {
 
 /* Formats a shape as "[2, 4, 8, 8]" into buf. */
 const char *sdc_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
+
+/* ---- FLOP counting (the convention of the benchmark: work as the plain algorithm does it) ----
+ * A multiply-add is 2 FLOPs. conv2d: 2*B*O*Ho*Wo*C*kh*kw (direct convolution, whatever the
+ * kernel really does: a Winograd conv's FLOP/s can exceed the machine's peak); linear: 2*M*N*K;
+ * attention: the two matmuls, 2*B*heads*Nq*Nk*(d + dv), the causal mask not subtracted. Bias
+ * adds, softmax, norms and elementwise ops are memory-bound and count 0: they show up as time
+ * in the "other" kind. */
+typedef enum sdc_op_kind {
+    SDC_KIND_CONV = 0,
+    SDC_KIND_LINEAR,
+    SDC_KIND_ATTENTION,
+    SDC_KIND_OTHER, /* norms, activations, adds, layout, embeddings */
+    SDC_KIND_COUNT
+} sdc_op_kind;
+
+extern const char *const sdc_op_kind_names[SDC_KIND_COUNT]; /* "conv", "linear", "attention", "other" */
+sdc_op_kind sdc_op_kind_of(sdc_op op);
+/* FLOPs of one node (0 for leaves and memory-bound ops). */
+double sdc_node_flops(const sdc_graph *g, int node);
+/* FLOPs of one run of the whole graph; by_kind (may be NULL) receives the split per kind. */
+double sdc_graph_flops(const sdc_graph *g, double by_kind[SDC_KIND_COUNT]);
 
 #endif

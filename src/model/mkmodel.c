@@ -8,6 +8,7 @@
  * as safetensors is little-endian. */
 #include "model/mkmodel.h"
 #include "io/safetensors.h"
+#include "io/torch_zip.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -362,5 +364,63 @@ cleanup:
     free(scratch);
     free(buf);
     sdc_sd15_layout_free(&lay);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Random textual-inversion embeddings                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+sdc_status sdc_mkmodel_embedding_values(int vectors, int width, uint64_t seed, float *out, sdc_error *err) {
+    if (vectors < 0 || vectors > SDC_MKMODEL_MAX_VECTORS || width < 1 || width > 65536)
+        return sdc_fail(err, SDC_E_INVALID_ARG, "mkmodel: embedding [%d, %d]: vectors must be 0..%d, width 1..65536",
+                        vectors, width, SDC_MKMODEL_MAX_VECTORS);
+    dist d = {1, 0.0, 0.02}; /* as the token table it stands in for */
+    uint64_t nh = name_hash("emb_params");
+    int64_t numel = (int64_t)vectors * width;
+    for (int64_t b = 0; b * SDC_MKMODEL_BLOCK < numel; b++) {
+        int64_t first = b * SDC_MKMODEL_BLOCK, n = numel - first < SDC_MKMODEL_BLOCK ? numel - first : SDC_MKMODEL_BLOCK;
+        gen_block(d, seed, nh, (uint64_t)b, 0, (int)n, out + first);
+    }
+    return SDC_OK;
+}
+
+sdc_status sdc_mkmodel_embedding(const char *path, int vectors, int width, sdc_dtype dt, uint64_t seed,
+                                 sdc_error *err) {
+    const char *base = path ? strrchr(path, '/') : NULL, *dot;
+    base = base ? base + 1 : path;
+    if (!path || !(dot = strrchr(base, '.')) || dot == base)
+        return sdc_fail(err, SDC_E_INVALID_ARG, "mkmodel: embedding file '%s' needs a name and an extension "
+                        "(.safetensors, .pt or .bin)", path ? path : "(null)");
+    int st = !strcasecmp(dot, ".safetensors"), pt = !strcasecmp(dot, ".pt"), bin = !strcasecmp(dot, ".bin");
+    if (!st && !pt && !bin)
+        return sdc_fail(err, SDC_E_INVALID_ARG, "mkmodel: %s: an embedding is .safetensors, .pt or .bin", path);
+    if (dt != SDC_F32 && dt != SDC_F16)
+        return sdc_fail(err, SDC_E_INVALID_ARG, "mkmodel: an embedding's dtype is f32 or f16");
+    SDC_TRY(check_out_path(path, err));
+    size_t numel = (size_t)(vectors > 0 ? vectors : 0) * (size_t)(width > 0 ? width : 0);
+    float *v = malloc((numel ? numel : 1) * sizeof *v);
+    if (!v) return sdc_fail(err, SDC_E_NOMEM, "mkmodel: out of memory");
+    sdc_status rc = sdc_mkmodel_embedding_values(vectors, width, seed, v, err);
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(dot - base), base);
+    if (rc == SDC_OK && st) { /* webui's "Save embedding as safetensors": one tensor, emb_params */
+        sdc_st_writer *w = NULL;
+        int64_t shape[2] = {vectors, width};
+        void *raw = malloc((numel ? numel : 1) * 4);
+        if (!raw) rc = sdc_fail(err, SDC_E_NOMEM, "mkmodel: out of memory");
+        else store(dt, raw, v, numel);
+        if (rc == SDC_OK && (rc = sdc_st_writer_new(path, &w, err)) == SDC_OK &&
+            (rc = sdc_st_writer_meta(w, "sdc.note", "random textual-inversion embedding (sdc mkmodel)", err)) == SDC_OK &&
+            (rc = sdc_st_writer_declare(w, "emb_params", dt, 2, shape, err)) == SDC_OK &&
+            (rc = sdc_st_writer_begin_data(w, err)) == SDC_OK &&
+            (rc = sdc_st_writer_write(w, raw, numel * sdc_dtype_table[dt].size, err)) == SDC_OK)
+            rc = sdc_st_writer_finish(w, err);
+        sdc_st_writer_free(w);
+        free(raw);
+    } else if (rc == SDC_OK) {
+        rc = sdc_torch_write_embedding(path, name, pt, dt, v, vectors, width, err);
+    }
+    free(v);
     return rc;
 }

@@ -64,4 +64,17 @@ sdc_status sdc_mkmodel_values(const sdc_sd15_config *c, const sdc_sd15_tensor *t
                               int norm_jitter, int64_t begin, int64_t n, float *out,
                               sdc_error *err);
 
+/* ---- a random textual-inversion embedding (`sdc mkmodel --embedding`) ----
+ * vectors [N, width] drawn N(0, 0.02^2) like the token table, from a stream keyed by (seed,
+ * "emb_params"): sdc_mkmodel_embedding_values gives exactly the float32 values before they are
+ * stored in `dt` (SDC_F32 or SDC_F16). The path's extension picks the format webui reads:
+ *   .safetensors  one tensor "emb_params" [N, width] (webui's safetensors export);
+ *   .pt           a torch.save zip of webui's Embedding.save dict (string_to_param {'*': [N, w]});
+ *   .bin          a torch.save zip of a diffusers concept {'<NAME>': [N, w]}.
+ * NAME, the prompt word, is the file name without extension. Nothing is left at path on failure. */
+#define SDC_MKMODEL_MAX_VECTORS 1000 /* more than a chunk's 75 on purpose: tests of the refusal */
+sdc_status sdc_mkmodel_embedding_values(int vectors, int width, uint64_t seed, float *out, sdc_error *err);
+sdc_status sdc_mkmodel_embedding(const char *path, int vectors, int width, sdc_dtype dt, uint64_t seed,
+                                 sdc_error *err);
+
 #endif

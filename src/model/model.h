@@ -31,6 +31,7 @@ typedef struct sdc_vae_config {
 
 struct sdc_model {
     sdc_st_file *st;
+    sdc_weight_overlay *overlay; /* merged LoRAs (src/model/lora.h), looked up before st; NULL: none */
     char *path;
     int n_threads;
     int has_clip, has_unet, has_vae;
@@ -38,6 +39,12 @@ struct sdc_model {
     sdc_unet_config unet;
     sdc_vae_config vae;
 };
+
+/* sdc_graph_init on the model's weights: the checkpoint, under the overlay of merged LoRAs. */
+static inline void sdc_model_graph_init(sdc_graph *g, const sdc_model *m, const char *prefix) {
+    sdc_graph_init(g, m->st, prefix);
+    g->overlay = m->overlay;
+}
 
 /* Refuses, before parsing, what is not a safetensors file: a directory, a .ckpt/.pt pickle. */
 sdc_status sdc_model_check_file(const char *path, sdc_error *err);
@@ -52,6 +59,11 @@ sdc_status sdc_model_configure(sdc_model *m, sdc_error *err);
  * [B, 77, width]: with clip_skip = 1 the last layer, with N > 1 the output of layer L-N+1
  * (A1111's "Clip skip: N"), always followed by the final layer norm. */
 int sdc_clip_build(sdc_graph *g, const sdc_clip_config *c, int ids, int clip_skip);
+/* The same from token-embedding rows h [B, 77, width] (an input, or computed) instead of ids. */
+int sdc_clip_build_embeds(sdc_graph *g, const sdc_clip_config *c, int h, int clip_skip);
+/* Token-embedding rows of ids [n] -> out [n, width] as float32, as the graph's embedding op makes
+ * them (f16/bf16 converted the same way). SDC_E_INVALID_ARG for an id outside the vocabulary. */
+sdc_status sdc_clip_gather(const sdc_model *m, const int32_t *ids, size_t n, float *out, sdc_error *err);
 
 /* ---- UNet ----
  * x: [B, 4, h, w] latent input, t: [B] timesteps, ctx: [B, T, ctx_dim].

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "pipeline/runner.h"
 
@@ -46,6 +47,7 @@ sdc_status sdc_model_load(const sdc_model_params *p, sdc_model **out, char *errb
 
 void sdc_model_free(sdc_model *m) {
     if (!m) return;
+    sdc_overlay_free(m->overlay);
     sdc_st_close(m->st);
     free(m->path);
     free(m);

@@ -32,11 +32,16 @@ sdc_status sdc_runner_clip(sdc_runner *r, const sdc_model *m, int B, int clip_sk
     if (clip_skip < 1 || clip_skip > m->clip.layers)
         return sdc_fail(err, SDC_E_INVALID_ARG, "clip skip %d is outside 1..%d (the text encoder's layers)",
                         clip_skip, m->clip.layers);
-    sdc_graph_init(&r->g, m->st, SDC_CLIP_PREFIX);
-    int64_t s[2] = {B, SDC_CLIP_CTX};
-    r->in[0] = sdc_g_input(&r->g, "input_ids", 2, s);
+    sdc_model_graph_init(&r->g, m, SDC_CLIP_PREFIX);
+    int64_t s[3] = {B, SDC_CLIP_CTX, m->clip.width};
     r->n_in = 1;
-    r->out = sdc_clip_build(&r->g, &m->clip, r->in[0], clip_skip);
+    if (flags & SDC_RUNNER_CLIP_EMBEDS) {
+        r->in[0] = sdc_g_input(&r->g, "inputs_embeds", 3, s);
+        r->out = sdc_clip_build_embeds(&r->g, &m->clip, r->in[0], clip_skip);
+    } else {
+        r->in[0] = sdc_g_input(&r->g, "input_ids", 2, s);
+        r->out = sdc_clip_build(&r->g, &m->clip, r->in[0], clip_skip);
+    }
     return finish(r, "text encoder graph", flags, err);
 }
 
@@ -44,7 +49,7 @@ sdc_status sdc_runner_unet(sdc_runner *r, const sdc_model *m, int B, int h, int 
                            int temb_input, unsigned flags, sdc_error *err) {
     memset(r, 0, sizeof *r);
     SDC_TRY(need_component(m->has_unet, m, "UNet (" SDC_UNET_PREFIX "*)", err));
-    sdc_graph_init(&r->g, m->st, SDC_UNET_PREFIX);
+    sdc_model_graph_init(&r->g, m, SDC_UNET_PREFIX);
     int64_t xs[4] = {B, m->unet.in_ch, h, w}, ts[2] = {B, m->unet.time_dim}, cs[3] = {B, T, m->unet.ctx_dim};
     r->in[0] = sdc_g_input(&r->g, "sample", 4, xs);
     r->in[1] = temb_input ? sdc_g_input(&r->g, "temb", 2, ts) : sdc_g_input(&r->g, "timestep", 1, ts);
@@ -59,7 +64,7 @@ sdc_status sdc_runner_temb(sdc_runner *r, const sdc_model *m, int B, sdc_error *
     unsigned flags = 0;
     memset(r, 0, sizeof *r);
     SDC_TRY(need_component(m->has_unet, m, "UNet (" SDC_UNET_PREFIX "*)", err));
-    sdc_graph_init(&r->g, m->st, SDC_UNET_PREFIX);
+    sdc_model_graph_init(&r->g, m, SDC_UNET_PREFIX);
     int64_t ts[1] = {B};
     r->in[0] = sdc_g_input(&r->g, "timestep", 1, ts);
     r->n_in = 1;
@@ -71,7 +76,7 @@ sdc_status sdc_runner_vae(sdc_runner *r, const sdc_model *m, int B, int h, int w
                           sdc_error *err) {
     memset(r, 0, sizeof *r);
     SDC_TRY(need_component(m->has_vae, m, "VAE decoder (" SDC_VAE_PREFIX "decoder.*)", err));
-    sdc_graph_init(&r->g, m->st, SDC_VAE_PREFIX);
+    sdc_model_graph_init(&r->g, m, SDC_VAE_PREFIX);
     int64_t zs[4] = {B, m->vae.z_ch, h, w};
     r->in[0] = sdc_g_input(&r->g, "latent", 4, zs);
     r->n_in = 1;

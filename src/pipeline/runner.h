@@ -15,6 +15,8 @@ enum { SDC_RUNNER_MAX_IO = 4 };
 enum {
     SDC_RUNNER_KEEP_LABELLED = 1, /* keep every labelled intermediate ("unet.mid_block", ...) alive
                                      and readable after a run (debugging, golden comparisons) */
+    SDC_RUNNER_CLIP_EMBEDS = 2,   /* text encoder: in[0] is token-embedding rows [B, 77, width]
+                                     instead of ids (textual inversion, sdc_clip_gather) */
 };
 
 typedef struct sdc_runner {
@@ -25,7 +27,8 @@ typedef struct sdc_runner {
     int out;                   /* the output value id */
 } sdc_runner;
 
-/* Text encoder: in[0] = ids [B, 77] (as floats); out = [B, 77, width]. */
+/* Text encoder: in[0] = ids [B, 77] (as floats), or with SDC_RUNNER_CLIP_EMBEDS token-embedding
+ * rows [B, 77, width]; out = [B, 77, width]. */
 sdc_status sdc_runner_clip(sdc_runner *r, const sdc_model *m, int B, int clip_skip, unsigned flags,
                            sdc_error *err);
 /* UNet: in[0] = x [B, 4, h, w], in[1] = t [B], in[2] = ctx [B, T, ctx_dim]; out = eps.

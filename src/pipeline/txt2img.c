@@ -11,10 +11,13 @@
 #include "core/sha256.h"
 #include "core/threadpool.h"
 #include "io/png.h"
+#include "model/lora.h"
 #include "model/vaelight.h"
 #include "pipeline/infotext.h"
+#include "pipeline/lowmem.h"
 #include "pipeline/runner.h"
 #include "prompt/conditioning.h"
+#include "prompt/extra_networks.h"
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
 
@@ -53,6 +56,7 @@ void sdc_image_free(sdc_image *img) {
     free(img->rgb);
     free(img->latent);
     free(img->parameters);
+    free(img->lora_report);
     memset(img, 0, sizeof *img);
 }
 
@@ -135,7 +139,37 @@ typedef struct unet_model {
      * written into the runners' context inputs before each call; NULL for fixed conditioning */
     const sdc_a1111_cond *pos, *neg;
     float *pos_ctx, *neg_ctx; /* where in the runner inputs the cond rows and the uncond row live */
+    double kind_seconds[SDC_KIND_COUNT]; /* params.profile: UNet time per op kind, all steps */
+    /* params.unet_observer: the time MLP alone, to hand each row its time embedding */
+    const sdc_txt2img_params *p;
+    sdc_runner temb;
+    int h, w;
 } unet_model;
+
+/* The backend observer of params.profile: sums each op's time into its kind. */
+static void profile_op(void *user, const sdc_graph *g, int node, const float *out, double seconds) {
+    (void)out;
+    ((unet_model *)user)->kind_seconds[sdc_op_kind_of(g->nodes[node].op)] += seconds;
+}
+
+/* params.unet_observer: each row's inputs as the deployed batch-1 UNet takes them. */
+static sdc_status observe_rows(unet_model *u, const float *x_in, float t, int step, int rows, sdc_error *err) {
+    sdc_runner_input(&u->temb, 0)[0] = t;
+    SDC_TRY(sdc_runner_run(&u->temb, u->pool, err));
+    sdc_unet_call c = {.step = step, .steps = u->p->steps, .rows = rows, .t = t, .h = u->h, .w = u->w,
+                       .sample = x_in, .temb = sdc_runner_output(&u->temb)};
+    for (int r = 0; r < u->n_runs; r++) {
+        sdc_runner *R = &u->run[r];
+        const sdc_node *ctx = &R->g.nodes[R->in[2]]; // [B, T, D]
+        c.context_len = (int)ctx->shape[1];
+        for (int b = 0; b < (int)ctx->shape[0]; b++, c.row++) {
+            c.context = sdc_runner_input(R, 2) + (size_t)b * (size_t)ctx->shape[1] * (size_t)ctx->shape[2];
+            if (u->p->unet_observer(u->p->unet_observer_user, &c))
+                return sdc_fail(err, SDC_E_CANCELLED, "txt2img: stopped by the UNet observer at step %d", step + 1);
+        }
+    }
+    return SDC_OK;
+}
 
 static sdc_status unet_eps(void *user, const float *x_in, size_t n, float t, int step, float *eps,
                            int rows, sdc_error *err) {
@@ -144,6 +178,7 @@ static sdc_status unet_eps(void *user, const float *x_in, size_t n, float t, int
         sdc_a1111_cond_rows(u->pos, step, u->pos_ctx);
         sdc_a1111_cond_rows(u->neg, step, u->neg_ctx);
     }
+    if (u->p && u->p->unet_observer) SDC_TRY(observe_rows(u, x_in, t, step, rows, err));
     int row = 0;
     for (int r = 0; r < u->n_runs; r++) {
         sdc_runner *R = &u->run[r];
@@ -221,15 +256,108 @@ done:
     return s;
 }
 
+/* ---------------------------------------------------------------- LoRAs of the prompt */
+
+/* webui's extra networks: the <lora:NAME:TE:UNET> tags of the prompt (webui parses the positive
+ * prompt only) are removed from the text (xn->prompt) and each lora_dir/NAME.safetensors is
+ * merged into *ov, a child of the model's overlay, seen through *view; *m then points at the
+ * view. The caller's model is left as it was. *report gets one report text per LoRA. */
+static sdc_status prompt_loras(const sdc_model **m, sdc_model *view, const sdc_txt2img_params *p, sdc_pool *pool,
+                               sdc_extra_networks *xn, sdc_weight_overlay **ov, char **report, sdc_error *e) {
+    SDC_TRY(sdc_extra_networks_parse(p->prompt, xn, e));
+    for (size_t i = 0; i < xn->n; i++) {
+        const sdc_extra_network *t = &xn->v[i];
+        if (strcmp(t->type, "lora"))
+            return sdc_fail(e, SDC_E_UNSUPPORTED, "<%s:%s...>: extra network '%s' is not supported (only <lora:NAME:WEIGHT>)",
+                            t->type, t->items[0], t->type);
+        if (!p->lora_dir || !p->lora_dir[0])
+            return sdc_fail(e, SDC_E_INVALID_ARG, "the prompt names <lora:%s> but no LoRA directory is given (--lora-dir)",
+                            t->items[0]);
+    }
+    if (!xn->n) return SDC_OK;
+    SDC_TRY(sdc_overlay_new((*m)->overlay, ov, e));
+    for (size_t i = 0; i < xn->n; i++) {
+        sdc_lora_tag t;
+        SDC_TRY(sdc_extra_network_lora(&xn->v[i], &t, e));
+        if (strchr(t.name, '/') || t.name[0] == '.')
+            return sdc_fail(e, SDC_E_INVALID_ARG, "<lora:%s>: a LoRA name is a file name in the LoRA directory", t.name);
+        char path[4096];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s.safetensors", p->lora_dir, t.name) >= (int)sizeof path)
+            return sdc_fail(e, SDC_E_INVALID_ARG, "<lora:%s>: path too long", t.name);
+        if (stat(path, &st) != 0)
+            return sdc_fail(e, SDC_E_INVALID_ARG, "<lora:%s>: no LoRA named '%s' in %s (looked for %s; only .safetensors LoRAs are read)",
+                            t.name, t.name, p->lora_dir, path);
+        sdc_st_file *lf = NULL;
+        sdc_lora_report rep;
+        SDC_TRY(sdc_model_check_file(path, e));
+        SDC_TRY(sdc_st_open(path, &lf, e));
+        sdc_status s = sdc_lora_merge(*ov, (*m)->st, lf, t.name, t.te, t.unet, pool, &rep, e);
+        sdc_st_close(lf);
+        if (s != SDC_OK) return s;
+        char *line = sdc_lora_report_text(t.name, &rep);
+        sdc_lora_report_free(&rep);
+        size_t have = *report ? strlen(*report) : 0;
+        char *all = line ? realloc(*report, have + strlen(line) + 2) : NULL;
+        if (!all) {
+            free(line);
+            return sdc_fail(e, SDC_E_NOMEM, "out of memory");
+        }
+        snprintf(all + have, strlen(line) + 2, "%s%s", have ? "\n" : "", line);
+        *report = all;
+        free(line);
+    }
+    *view = **m;
+    view->overlay = *ov;
+    *m = view;
+    return SDC_OK;
+}
+
+/* webui's "Lora hashes": "name: hash, ..." over the LoRAs merged into the model (command line
+ * and prompt, in order), a name's ':' and ',' removed; a repeated name keeps its first place and
+ * its last hash (a Python dict). NULL when none (or out of memory). */
+static char *lora_hashes(const sdc_model *m) {
+    size_t n = sdc_overlay_lora_count(m->overlay), cap = 1;
+    if (!n) return NULL;
+    for (size_t i = 0; i < n; i++) cap += strlen(sdc_overlay_lora_get(m->overlay, i)->name) + SDC_LORA_HASH_HEX + 4;
+    char *out = malloc(cap), *names = malloc(cap);
+    const char **hash = calloc(n, sizeof *hash);
+    char **name = calloc(n, sizeof *name);
+    size_t k = 0, o = 0, no = 0;
+    if (!out || !names || !hash || !name) goto done;
+    for (size_t i = 0; i < n; i++) {
+        const sdc_lora_applied *a = sdc_overlay_lora_get(m->overlay, i);
+        char *clean = names + no;
+        for (const char *c = a->name; *c; c++)
+            if (*c != ':' && *c != ',') names[no++] = *c;
+        names[no++] = '\0';
+        size_t j = 0;
+        while (j < k && strcmp(name[j], clean)) j++;
+        if (j == k) name[k++] = clean;
+        hash[j] = a->hash;
+    }
+    out[0] = '\0';
+    for (size_t j = 0; j < k; j++) o += (size_t)snprintf(out + o, cap - o, "%s%s: %s", j ? ", " : "", name[j], hash[j]);
+done:
+    free(names);
+    free(hash);
+    free(name);
+    if (k == 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static char *make_infotext(const sdc_model *m, const sdc_txt2img_params *p, const resolved *r,
-                           const char *hash) {
+                           const char *hash, const char *ti_hashes) {
     const char *base = strrchr(m->path, '/');
     base = base ? base + 1 : m->path;
     char name[256];
     snprintf(name, sizeof name, "%s", base);
     char *dot = strrchr(name, '.');
     if (dot && dot != name) *dot = '\0';
-    sdc_infotext_field extra[2];
+    sdc_infotext_field extra[4];
     size_t n_extra = 0;
     char ensd[24];
     /* webui writes ENSD only for samplers that draw noise after the first (the ancestral ones) */
@@ -239,6 +367,10 @@ static char *make_infotext(const sdc_model *m, const sdc_txt2img_params *p, cons
     }
     if (r->compat == SDC_COMPAT_DIFFUSERS)
         extra[n_extra++] = (sdc_infotext_field){"Scheduler compat", p->final_sigma_min ? "diffusers (final sigma_min)" : "diffusers"};
+    char *lh = lora_hashes(m); /* the Lora extra network's field, set when it activates */
+    if (lh) extra[n_extra++] = (sdc_infotext_field){"Lora hashes", lh};
+    /* webui adds its text encoder's "TI hashes" after the extra networks' fields (setup_conds) */
+    if (ti_hashes) extra[n_extra++] = (sdc_infotext_field){"TI hashes", ti_hashes};
     sdc_infotext_params ip = {
         .prompt = p->prompt,
         .negative = p->negative,
@@ -257,7 +389,9 @@ static char *make_infotext(const sdc_model *m, const sdc_txt2img_params *p, cons
         .n_extra = n_extra,
         .version = SDC_VERSION_STRING,
     };
-    return sdc_infotext(&ip);
+    char *text = sdc_infotext(&ip);
+    free(lh);
+    return text;
 }
 
 /* ---------------------------------------------------------------- txt2img */
@@ -273,10 +407,15 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     sdc_vaelight *vl = NULL;
     sdc_tokenizer *tok = NULL;
     sdc_a1111_cond *pos = NULL, *neg = NULL;
+    sdc_embeddings *embs = NULL;
+    char *ti_hashes = NULL; /* webui's "TI hashes" infotext value */
     sdc_pool *pool = NULL;
     float *ctx = NULL, *x = NULL, *work = NULL;
     sdc_sched *sched = NULL;
     sdc_noise_table *nt = NULL;
+    sdc_extra_networks xn = {0}; /* the prompt's <lora:...> tags and the prompt without them */
+    sdc_weight_overlay *lora_ov = NULL;
+    sdc_model lora_view;
     if (resolve(m, p, &r, &e) != SDC_OK) goto done;
     const int D = m->unet.ctx_dim;
     const size_t n = (size_t)m->unet.in_ch * (size_t)r.h * (size_t)r.w;
@@ -286,6 +425,10 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
         sdc_fail(&e, SDC_E_BACKEND, "cannot start worker threads");
         goto done;
     }
+    /* the prompt's <lora:...> tags, merged for this generation: m is a view with them from here */
+    if (!p->cond && !p->raw_prompt &&
+        prompt_loras(&m, &lora_view, p, pool, &xn, &lora_ov, &out->lora_report, &e) != SDC_OK)
+        goto done;
 
     /* 0. the model hash for the PNG metadata (A1111's AutoV2) */
     uint8_t digest[32];
@@ -299,15 +442,30 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     int k = 1, Tc = p->cond ? p->cond_len : SDC_CLIP_CTX, Tu = p->cond ? p->uncond_len : SDC_CLIP_CTX;
     double and_weights[SDC_MAX_CONDS];
     ts = now_s();
+    if (p->embeddings_dir && (p->cond || p->raw_prompt)) {
+        sdc_fail(&e, SDC_E_INVALID_ARG, "embeddings apply to A1111 prompts, not to %s",
+                 p->cond ? "given conditioning" : "raw prompts");
+        goto done;
+    }
     if (!p->cond && !p->raw_prompt) {
-        sdc_a1111_opts ao = {.clip_skip = p->clip_skip, .comma_padding_backtrack = 20, .emphasis = SDC_EMPHASIS_ORIGINAL};
+        sdc_a1111_opts ao = {.clip_skip = p->clip_skip, .comma_padding_backtrack = 20, .emphasis = SDC_EMPHASIS_ORIGINAL,
+                             .ti_hashes = &ti_hashes};
         char eb[512];
         if (sdc_tokenizer_new(&tok, eb, sizeof eb) != SDC_OK) {
             sdc_fail(&e, SDC_E_FORMAT, "%s", eb);
             goto done;
         }
-        if (sdc_a1111_cond_new(m, tok, p->prompt ? p->prompt : "", p->steps, 0, 0, &ao, &pos, &e) != SDC_OK ||
-            sdc_a1111_cond_new(m, tok, p->negative ? p->negative : "", p->steps, 0, 1, &ao, &neg, &e) != SDC_OK)
+        if (p->embeddings_dir) {
+            sdc_status es = sdc_embeddings_load(m, tok, p->embeddings_dir, &embs, eb, sizeof eb);
+            if (es != SDC_OK) {
+                sdc_fail(&e, es, "%s", eb);
+                goto done;
+            }
+            ao.embeddings = embs;
+        }
+        /* webui encodes the negative prompt first (setup_conds), which orders "TI hashes" */
+        if (sdc_a1111_cond_new(m, tok, p->negative ? p->negative : "", p->steps, 0, 1, &ao, &neg, &e) != SDC_OK ||
+            sdc_a1111_cond_new(m, tok, xn.prompt ? xn.prompt : p->prompt ? p->prompt : "", p->steps, 0, 0, &ao, &pos, &e) != SDC_OK)
             goto done;
         k = sdc_a1111_cond_parts(pos);
         if (k > SDC_MAX_CONDS) {
@@ -339,6 +497,7 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     } else if (encode_prompts(m, p, pool, ctx, &e) != SDC_OK)
         goto done;
     out->timings.text_encoder = now_s() - ts;
+    sdc_model_release(m, SDC_CLIP_PREFIX); /* done with the text encoder: its pages leave RSS */
 
     /* 2. schedule and noise */
     sdc_noise_table_init(nt, r.compat);
@@ -397,6 +556,10 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
 
     /* 3. the sampling loop on UNet graphs built once */
     u.pool = pool;
+    u.p = p;
+    u.h = r.h;
+    u.w = r.w;
+    if (p->unet_observer && sdc_runner_temb(&u.temb, m, 1, &e) != SDC_OK) goto done;
     size_t cond_floats = (size_t)k * (size_t)Tc * (size_t)D;
     if (Tc == Tu) { /* one batch: [cond_0 .. cond_k-1, uncond] */
         u.n_runs = 1;
@@ -415,7 +578,17 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     memcpy(u.neg_ctx, ctx + cond_floats, (size_t)Tu * (size_t)D * sizeof(float));
     u.pos = pos;
     u.neg = neg;
-    for (int i = 0; i < u.n_runs; i++) u.peak_arena += u.run[i].plan.arena_floats * sizeof(float);
+    for (int i = 0; i < u.n_runs; i++) {
+        u.peak_arena += u.run[i].plan.arena_floats * sizeof(float);
+        double kf[SDC_KIND_COUNT];
+        out->timings.unet_step_flops += sdc_graph_flops(&u.run[i].g, kf);
+        for (int j = 0; j < SDC_KIND_COUNT && j < 4; j++) out->timings.unet_kind_flops[j] += kf[j];
+        if (p->low_memory) sdc_runner_stream_weights(&u.run[i], m);
+        if (p->profile) {
+            u.run[i].plan.observer = profile_op;
+            u.run[i].plan.observer_user = &u;
+        }
+    }
     size_t wf = sdc_sampler_workspace_floats(&sp, n);
     if (!wf || !(work = malloc(wf * sizeof(float)))) {
         sdc_fail(&e, SDC_E_NOMEM, "out of memory for the sampler workspace");
@@ -430,7 +603,9 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
             goto done;
         }
     out->timings.steps = sched->steps;
+    for (int j = 0; j < SDC_KIND_COUNT && j < 4; j++) out->timings.unet_kind_seconds[j] = u.kind_seconds[j];
     for (int i = 0; i < u.n_runs; i++) sdc_runner_free(&u.run[i]);
+    sdc_model_release(m, SDC_UNET_PREFIX); /* the UNet's pages leave RSS before the VAE's arena comes */
 
     /* 4. VAE decoder (or vaelight) and the picture */
     ts = now_s();
@@ -451,8 +626,24 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
         free(zs);
         free(img);
         if (vs != SDC_OK) goto done;
+    } else if (p->low_memory) { /* overlapping tiles, one tile-sized arena, weights streamed */
+        float *img = malloc((size_t)3 * p->width * p->height * sizeof(float)), *zs = malloc(n * sizeof(float));
+        sdc_status vs = img && zs ? SDC_OK : sdc_fail(&e, SDC_E_NOMEM, "out of memory");
+        for (size_t i = 0; vs == SDC_OK && i < n; i++) zs[i] = x[i] / SDC_VAE_SCALE;
+        size_t vae_bytes = 0;
+        int th, tw;
+        sdc_vae_tile_size(r.h, r.w, SDC_LOWMEM_VAE_TILE_PIXELS, SDC_LOWMEM_VAE_OVERLAP, &th, &tw);
+        if (vs == SDC_OK)
+            vs = sdc_vae_decode_tiled(m, zs, r.h, r.w, th, tw, SDC_LOWMEM_VAE_OVERLAP, 1, pool, img,
+                                      &out->timings.vae_flops, &vae_bytes, &e);
+        if (vae_bytes > out->timings.peak_arena_bytes) out->timings.peak_arena_bytes = vae_bytes;
+        if (vs == SDC_OK) sdc_image_to_u8(img, p->height, p->width, out->rgb);
+        free(img);
+        free(zs);
+        if (vs != SDC_OK) goto done;
     } else {
         if (sdc_runner_vae(&vae, m, 1, r.h, r.w, 0, &e) != SDC_OK) goto done;
+        out->timings.vae_flops = sdc_graph_flops(&vae.g, NULL);
         float *z = sdc_runner_input(&vae, 0);
         for (size_t i = 0; i < n; i++) z[i] = x[i] / SDC_VAE_SCALE;
         if (sdc_runner_run(&vae, pool, &e) != SDC_OK) goto done;
@@ -463,15 +654,18 @@ sdc_status sdc_txt2img(const sdc_model *m, const sdc_txt2img_params *p, sdc_imag
     out->timings.vae = now_s() - ts;
     out->latent = x;
     x = NULL;
-    out->parameters = make_infotext(m, p, &r, hash);
+    out->parameters = make_infotext(m, p, &r, hash, ti_hashes);
     if (!out->parameters) sdc_fail(&e, SDC_E_NOMEM, "out of memory");
     out->timings.total = now_s() - t0;
 done:
     for (int i = 0; i < 2; i++) sdc_runner_free(&u.run[i]);
+    sdc_runner_free(&u.temb);
     sdc_runner_free(&vae);
     sdc_vaelight_free(vl);
     sdc_a1111_cond_free(pos);
     sdc_a1111_cond_free(neg);
+    sdc_embeddings_free(embs);
+    free(ti_hashes);
     sdc_tokenizer_free(tok);
     sdc_pool_free(pool);
     free(ctx);
@@ -479,6 +673,8 @@ done:
     free(work);
     free(sched);
     free(nt);
+    sdc_overlay_free(lora_ov); /* the prompt's LoRAs leave with this generation */
+    sdc_extra_networks_free(&xn);
     if (e.code != SDC_OK) {
         sdc_image_free(out);
         if (errbuf && errlen) snprintf(errbuf, errlen, "%s", e.msg);

@@ -17,7 +17,8 @@
 #define MAX_COND_BYTES (1 << 30) /* conditioning of one call (e.g. a schedule's distinct texts) */
 
 sdc_a1111_opts sdc_a1111_opts_default(void) {
-    sdc_a1111_opts o = {.clip_skip = 1, .comma_padding_backtrack = 20, .emphasis = SDC_EMPHASIS_ORIGINAL};
+    sdc_a1111_opts o = {.clip_skip = 1, .comma_padding_backtrack = 20, .emphasis = SDC_EMPHASIS_ORIGINAL,
+                        .embeddings = NULL, .ti_hashes = NULL};
     return o;
 }
 
@@ -27,12 +28,17 @@ sdc_a1111_opts sdc_a1111_opts_default(void) {
 /*
  * for tokens, (text, weight) in zip(tokenized, parsed):
  *     if text == 'BREAK' and weight == -1: next_chunk(); continue
- *     for each token:
+ *     position = 0
+ *     while position < len(tokens):
  *         if token == comma: last_comma = len(chunk)
  *         elif backtrack and len(chunk) == 75 and last_comma != -1 and 75 - last_comma <= backtrack:
- *             move chunk[last_comma + 1:] into a new chunk after next_chunk()
+ *             move chunk[last_comma + 1:] into a new chunk after next_chunk()   (fixes stay)
  *         if len(chunk) == 75: next_chunk()
- *         chunk.append(token, weight)
+ *         embedding, n_ids = find_embedding_at_position(tokens, position)
+ *         if none: chunk.append(token, weight); position += 1; continue
+ *         if len(chunk) + N > 75: next_chunk()
+ *         chunk.fixes.append((len(chunk), embedding)); chunk.append([0] * N, [weight] * N)
+ *         position += n_ids
  * if chunk or not chunks: next_chunk(is_last=True)
  * next_chunk pads to 75 with EOS (multiplier 1.0), frames with BOS/EOS and resets last_comma.
  */
@@ -42,6 +48,7 @@ typedef struct line_state {
     int32_t cur[SDC_A1111_CHUNK];
     double cur_w[SDC_A1111_CHUNK];
     int n, last_comma;
+    int pending, cap_fixes; /* out->fixes[pending ..] belong to the chunk being filled */
 } line_state;
 
 static sdc_status next_chunk(line_state *L, int is_last, sdc_error *err) {
@@ -58,9 +65,27 @@ static sdc_status next_chunk(line_state *L, int is_last, sdc_error *err) {
         w[1 + i] = i < L->n ? L->cur_w[i] : 1.0;
     }
     t[CTX - 1] = SDC_CLIP_EOS, w[CTX - 1] = 1.0;
+    for (; L->pending < o->n_fixes; L->pending++) o->fixes[L->pending].chunk = o->n;
     o->n++;
     L->n = 0;
     L->last_comma = -1;
+    return SDC_OK;
+}
+
+/* Places an embedding's N token slots (and its fix) in the current chunk, which has room. */
+static sdc_status add_embedding(line_state *L, const sdc_embedding *e, double weight, sdc_error *err) {
+    sdc_a1111_chunks *o = L->out;
+    enum { MAX_FIXES = 1 << 14 }; /* > 64 chunks x 75 slots: only empty embeddings get there */
+    if (o->n_fixes == MAX_FIXES) return sdc_fail(err, SDC_E_LIMIT, "prompt uses embeddings more than %d times", MAX_FIXES);
+    if (o->n_fixes == L->cap_fixes) {
+        int cap = L->cap_fixes ? 2 * L->cap_fixes : 8;
+        sdc_a1111_fix *f = realloc(o->fixes, (size_t)cap * sizeof *f);
+        if (!f) return sdc_fail(err, SDC_E_NOMEM, "out of memory for embeddings");
+        o->fixes = f;
+        L->cap_fixes = cap;
+    }
+    o->fixes[o->n_fixes++] = (sdc_a1111_fix){-1, L->n, e};
+    for (int i = 0; i < e->vectors; i++) L->cur[L->n] = 0, L->cur_w[L->n++] = weight;
     return SDC_OK;
 }
 
@@ -117,7 +142,7 @@ sdc_status sdc_a1111_tokenize_line(const sdc_tokenizer *tok, const char *line, c
             continue;
         }
         if ((st = tokenize_raw(tok, fr->text, &ids, &cap, &n, err)) != SDC_OK) goto done;
-        for (size_t p = 0; p < n; p++) {
+        for (size_t p = 0; p < n;) {
             if (ids[p] == SDC_A1111_COMMA) {
                 L->last_comma = L->n;
             } else if (o->comma_padding_backtrack != 0 && L->n == SDC_A1111_CHUNK && L->last_comma != -1 &&
@@ -134,8 +159,21 @@ sdc_status sdc_a1111_tokenize_line(const sdc_tokenizer *tok, const char *line, c
                 L->n = moved;
             }
             if (L->n == SDC_A1111_CHUNK && (st = next_chunk(L, 0, err)) != SDC_OK) goto done;
-            L->cur[L->n] = ids[p];
-            L->cur_w[L->n++] = fr->weight;
+            int len = 0;
+            const sdc_embedding *e = sdc_embeddings_match(o->embeddings, ids + p, n - p, &len);
+            if (!e) {
+                L->cur[L->n] = ids[p++];
+                L->cur_w[L->n++] = fr->weight;
+                continue;
+            }
+            if (e->error) { /* webui skips or fails on such a file: refuse it by name */
+                st = sdc_fail(err, SDC_E_INVALID_ARG, "prompt word '%s' names an embedding that cannot be used: %s",
+                              e->name, e->error);
+                goto done;
+            }
+            if (L->n + e->vectors > SDC_A1111_CHUNK && (st = next_chunk(L, 0, err)) != SDC_OK) goto done;
+            if ((st = add_embedding(L, e, fr->weight, err)) != SDC_OK) goto done;
+            p += (size_t)len;
         }
     }
     st = L->n || out->n == 0 ? next_chunk(L, 1, err) : SDC_OK;
@@ -151,6 +189,7 @@ void sdc_a1111_chunks_free(sdc_a1111_chunks *c) {
     if (!c) return;
     free(c->tokens);
     free(c->mult);
+    free(c->fixes);
     memset(c, 0, sizeof *c);
 }
 
@@ -260,21 +299,65 @@ static void enc_batch_free(enc_batch *e) {
     memset(e, 0, sizeof *e);
 }
 
-/* Runs the text encoder on rows [R, 77] of ids -> z [R, 77, D], ENCODE_BATCH rows at a time
- * (unused rows of the last run repeat the first row). */
-static sdc_status run_clip(sdc_runner *r, sdc_pool *pool, int RB, const int32_t *ids, int R, int D, float *z,
-                           sdc_error *err) {
+/* Runs the text encoder on rows [R, 77] of ids, or (emb not NULL, a runner built with
+ * SDC_RUNNER_CLIP_EMBEDS) on their token-embedding rows emb [R, 77, D], -> z [R, 77, D],
+ * ENCODE_BATCH rows at a time (unused rows of the last run repeat the first row). */
+static sdc_status run_clip(sdc_runner *r, sdc_pool *pool, int RB, const int32_t *ids, const float *emb, int R, int D,
+                           float *z, sdc_error *err) {
+    size_t row_floats = (size_t)CTX * (size_t)D;
     for (int r0 = 0; r0 < R; r0 += RB) {
         float *in = sdc_runner_input(r, 0);
         for (int k = 0; k < RB; k++) {
-            const int32_t *src = ids + (size_t)(r0 + k < R ? r0 + k : 0) * CTX;
-            for (int t = 0; t < CTX; t++) in[k * CTX + t] = (float)src[t];
+            int src_row = r0 + k < R ? r0 + k : 0;
+            const int32_t *src = ids + (size_t)src_row * CTX;
+            if (emb) memcpy(in + (size_t)k * row_floats, emb + (size_t)src_row * row_floats, row_floats * sizeof *in);
+            else
+                for (int t = 0; t < CTX; t++) in[k * CTX + t] = (float)src[t];
         }
         SDC_TRY(sdc_runner_run(r, pool, err));
         int rows = R - r0 < RB ? R - r0 : RB;
         memcpy(z + (size_t)r0 * CTX * D, sdc_runner_output(r), (size_t)rows * CTX * (size_t)D * sizeof *z);
     }
     return SDC_OK;
+}
+
+/* EmbeddingsWithFixes: token-embedding rows of ids [R, 77] -> emb [R, 77, D], then each fix of
+ * chunk i of text u writes its vectors over rows offset+1 .. of row urow[u] (cut at row 77). */
+static sdc_status embed_rows(const sdc_model *m, const sdc_a1111_chunks *ch, int U, const int *urow, int i,
+                             const int32_t *ids, int R, int D, float *emb, sdc_error *err) {
+    SDC_TRY(sdc_clip_gather(m, ids, (size_t)R * CTX, emb, err));
+    for (int u = 0; u < U; u++) {
+        if (i >= ch[u].n) continue;
+        for (int f = 0; f < ch[u].n_fixes; f++) {
+            const sdc_a1111_fix *x = &ch[u].fixes[f];
+            if (x->chunk != i) continue;
+            int rows = CTX - x->offset - 1 < x->emb->vectors ? CTX - x->offset - 1 : x->emb->vectors;
+            memcpy(emb + ((size_t)urow[u] * CTX + (size_t)x->offset + 1) * (size_t)D, x->emb->vec,
+                   (size_t)rows * (size_t)D * sizeof *emb);
+        }
+    }
+    return SDC_OK;
+}
+
+/* webui's "TI hashes" of one forward(): the embeddings in order of chunk, batch row, position. */
+static sdc_status record_ti_hashes(const sdc_a1111_chunks *ch, const int *uidx, int B, int K, char **ti_hashes,
+                                   sdc_error *err) {
+    int cap = 0, n = 0;
+    for (int b = 0; b < B; b++) cap += ch[uidx[b]].n_fixes;
+    if (!ti_hashes || cap == 0) return SDC_OK;
+    const sdc_embedding **used = malloc((size_t)cap * sizeof *used);
+    if (!used) return sdc_fail(err, SDC_E_NOMEM, "out of memory");
+    for (int i = 0; i < K; i++)
+        for (int b = 0; b < B; b++)
+            for (int f = 0; f < ch[uidx[b]].n_fixes; f++) {
+                const sdc_a1111_fix *x = &ch[uidx[b]].fixes[f];
+                int seen = x->chunk != i;
+                for (int j = 0; j < n && !seen; j++) seen = used[j] == x->emb;
+                if (!seen) used[n++] = x->emb;
+            }
+    sdc_status st = sdc_ti_hashes_prepend(ti_hashes, used, n, err);
+    free(used);
+    return st;
 }
 
 static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, const char *const *texts, int B,
@@ -291,7 +374,7 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
     sdc_a1111_chunks *ch = calloc((size_t)B, sizeof *ch);
     int *first = calloc((size_t)B, sizeof *first);
     int32_t *ids = NULL;
-    float *mult = NULL, *z = NULL;
+    float *mult = NULL, *z = NULL, *emb = NULL;
     int *order = NULL, *urow = NULL;
     sdc_runner r = {0};
     sdc_pool *pool = NULL;
@@ -314,8 +397,11 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
         for (int u = 0; u < U; u++) R += i < ch[u].n, shorter |= i >= ch[u].n;
         if (R + shorter > R_max) R_max = R + shorter;
     }
-    int RB = R_max < ENCODE_BATCH ? R_max : ENCODE_BATCH;
-    if ((st = sdc_runner_clip(&r, m, RB, o->clip_skip, 0, err)) != SDC_OK) goto done;
+    int RB = R_max < ENCODE_BATCH ? R_max : ENCODE_BATCH, n_fixes = 0;
+    for (int u = 0; u < U; u++) n_fixes += ch[u].n_fixes;
+    /* chunks with embeddings run from token-embedding rows; without, from ids as always */
+    unsigned flags = n_fixes ? SDC_RUNNER_CLIP_EMBEDS : 0;
+    if ((st = sdc_runner_clip(&r, m, RB, o->clip_skip, flags, err)) != SDC_OK) goto done;
     int D = E->D = m->clip.width;
     size_t T = (size_t)K * CTX, row_floats = (size_t)CTX * (size_t)D;
     if (sdc_mul_size(sdc_mul_size((size_t)U, T * (size_t)D), sizeof(float)) > MAX_COND_BYTES) {
@@ -326,7 +412,8 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
     if (!(E->zu = malloc((size_t)U * T * (size_t)D * sizeof *E->zu)) ||
         !(ids = malloc((size_t)(U + 1) * CTX * sizeof *ids)) ||
         !(mult = malloc((size_t)(U + 1) * CTX * sizeof *mult)) || !(order = malloc((size_t)B * sizeof *order)) ||
-        !(urow = malloc((size_t)U * sizeof *urow)) || !(z = malloc((size_t)(U + 1) * row_floats * sizeof *z)))
+        !(urow = malloc((size_t)U * sizeof *urow)) || !(z = malloc((size_t)(U + 1) * row_floats * sizeof *z)) ||
+        (n_fixes && !(emb = malloc((size_t)(U + 1) * row_floats * sizeof *emb))))
         goto nomem;
     if (!(pool = sdc_pool_new(m->n_threads))) {
         st = sdc_fail(err, SDC_E_BACKEND, "cannot start %d threads", m->n_threads);
@@ -351,13 +438,15 @@ static sdc_status encode_batch(const sdc_model *m, const sdc_tokenizer *tok, con
                 urow[u] = empty_row;
             }
         }
-        if ((st = run_clip(&r, pool, RB, ids, R, D, z, err)) != SDC_OK) goto done;
+        if (emb && (st = embed_rows(m, ch, U, urow, i, ids, R, D, emb, err)) != SDC_OK) goto done;
+        if ((st = run_clip(&r, pool, RB, ids, emb, R, D, z, err)) != SDC_OK) goto done;
         for (int b = 0; b < B; b++) order[b] = urow[E->uidx[b]]; /* webui's batch, duplicates included */
         sdc_a1111_emphasis(z, mult, R, D, order, B, o->emphasis, NULL);
         for (int u = 0; u < U; u++)
             memcpy(E->zu + (size_t)u * T * D + (size_t)i * row_floats, z + (size_t)urow[u] * row_floats,
                    row_floats * sizeof *z);
     }
+    st = record_ti_hashes(ch, E->uidx, B, K, o->ti_hashes, err);
     goto done;
 nomem:
     st = sdc_fail(err, SDC_E_NOMEM, "out of memory encoding %d prompt texts", B);
@@ -369,6 +458,7 @@ done:
     free(ids);
     free(mult);
     free(z);
+    free(emb);
     free(order);
     free(urow);
     sdc_pool_free(pool);
@@ -398,19 +488,32 @@ sdc_status sdc_a1111_encode_texts(const sdc_model *m, const sdc_tokenizer *tok, 
     return SDC_OK;
 }
 
-sdc_status sdc_encode_a1111(const sdc_model *m, const sdc_tokenizer *tok, const char *prompt, int clip_skip,
-                            float **out, int *n_tokens, char *errbuf, size_t errlen) {
+sdc_status sdc_encode_a1111_ti(const sdc_model *m, const sdc_tokenizer *tok, const sdc_embeddings *emb,
+                               const char *prompt, int clip_skip, float **out, int *n_tokens, char **ti_hashes,
+                               char *errbuf, size_t errlen) {
     sdc_error e = {0};
     sdc_a1111_opts o = sdc_a1111_opts_default();
     o.clip_skip = clip_skip;
+    o.embeddings = emb;
+    o.ti_hashes = ti_hashes;
     int k = 0;
     if (out) *out = NULL;
+    if (ti_hashes) *ti_hashes = NULL;
     if (!out || !n_tokens)
         sdc_fail(&e, SDC_E_INVALID_ARG, "sdc_encode_a1111: %s is NULL", out ? "n_tokens" : "out");
     else if (sdc_a1111_encode_texts(m, tok, &prompt, 1, &o, out, &k, &e) == SDC_OK)
         *n_tokens = k * CTX;
+    if (e.code != SDC_OK && ti_hashes) {
+        free(*ti_hashes);
+        *ti_hashes = NULL;
+    }
     if (e.code != SDC_OK && errbuf && errlen) snprintf(errbuf, errlen, "%s", e.msg);
     return e.code;
+}
+
+sdc_status sdc_encode_a1111(const sdc_model *m, const sdc_tokenizer *tok, const char *prompt, int clip_skip,
+                            float **out, int *n_tokens, char *errbuf, size_t errlen) {
+    return sdc_encode_a1111_ti(m, tok, NULL, prompt, clip_skip, out, n_tokens, NULL, errbuf, errlen);
 }
 
 /* ============================================================================================ */
@@ -479,6 +582,11 @@ static sdc_status encode_sub(const sdc_model *m, const sdc_tokenizer *tok, const
     }
     free(texts);
     sdc_prompt_schedule_free(&sch);
+    if (st != SDC_OK) { /* the caller frees only the subs that succeeded */
+        free(s->end_at_step);
+        free(s->entry_row);
+        memset(s, 0, sizeof *s);
+    }
     return st;
 }
 

@@ -22,14 +22,22 @@
  * (pad_cond_uncond and pad_cond_uncond_v0 off) webui pads nothing and runs cond and uncond as
  * separate UNet calls; sdc_a1111_pad does what either option does when a caller turns it on.
  *
- * Not here: textual-inversion embeddings (webui splices their vectors at matching tokens; without
- * them the names are tokenized as words, as webui does when none is installed) and extra-network
- * tags such as <lora:x:1> (webui removes them before this point).
+ * Textual-inversion embeddings (opts.embeddings, src/prompt/embeddings.h): tokenize_line matches
+ * embedding names on each fragment's token ids (find_embedding_at_position) and puts the
+ * embedding's N vectors in place of the name: N token slots (id 0, the fragment's weight) and a
+ * fix {chunk, offset, embedding}. An embedding that does not fit the rest of the chunk starts the
+ * next one. As in webui, a comma backtrack moves the tokens after the comma to the next chunk but
+ * leaves the fixes where they were (the moved slots read token 0 there, and the old chunk's fix
+ * writes its vectors over the padding). The text encoder then runs on token-embedding rows with
+ * rows offset+1 .. offset+N replaced by the vectors (EmbeddingsWithFixes; cut at row 77).
+ *
+ * Not here: extra-network tags such as <lora:x:1> (webui removes them before this point).
  */
 #ifndef SDC_PROMPT_CONDITIONING_H
 #define SDC_PROMPT_CONDITIONING_H
 
 #include "core/error.h"
+#include "prompt/embeddings.h"
 #include "sdc.h"
 
 #include <stdint.h>
@@ -49,18 +57,30 @@ typedef struct sdc_a1111_opts {
     int clip_skip;               /* CLIP_stop_at_last_layers: 1 = last layer */
     int comma_padding_backtrack; /* 20; 0 turns it off */
     sdc_emphasis emphasis;
+    const sdc_embeddings *embeddings; /* textual-inversion embeddings; NULL = none */
+    char **ti_hashes;                 /* not NULL: receives webui's "TI hashes" value, each encode
+                                         prepending its embeddings (sdc_ti_hashes_prepend) */
 } sdc_a1111_opts;
 
-/* webui's defaults: clip skip 1, backtrack 20, "Original". */
+/* webui's defaults: clip skip 1, backtrack 20, "Original", no embeddings. */
 sdc_a1111_opts sdc_a1111_opts_default(void);
 
 /* ---- tokenize_line ---- */
 
+/* webui's PromptChunkFix: an embedding's vectors go to rows offset+1 .. offset+N of the chunk. */
+typedef struct sdc_a1111_fix {
+    int chunk;
+    int offset; /* among the chunk's 75 tokens (row offset + 1 of the 77, after BOS) */
+    const sdc_embedding *emb;
+} sdc_a1111_fix;
+
 typedef struct sdc_a1111_chunks {
     int n;           /* chunks (>= 1) */
-    int32_t *tokens; /* [n, 77]: BOS, 75 tokens or EOS padding, EOS */
+    int32_t *tokens; /* [n, 77]: BOS, 75 tokens or EOS padding, EOS; 0 where an embedding goes */
     double *mult;    /* [n, 77]: each token's fragment weight (Python float); 1.0 at BOS/EOS/padding */
     int token_count; /* what webui's UI shows: 75 per closed chunk + the last chunk's tokens */
+    int n_fixes;
+    sdc_a1111_fix *fixes; /* [n_fixes] in order of chunk, then position */
 } sdc_a1111_chunks;
 
 sdc_status sdc_a1111_tokenize_line(const sdc_tokenizer *tok, const char *line, const sdc_a1111_opts *o,

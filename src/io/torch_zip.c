@@ -1,0 +1,962 @@
+/* src/io/torch_zip.c: torch.save zip archives and their restricted pickle (contract in
+ * torch_zip.h).
+ *
+ * Layout of this file: zip directory, pickle machine (objects, opcodes, the allowed globals),
+ * tensors out, writer. Objects live in one list owned by the file and are freed together; the
+ * stack, memo and containers hold pointers to them. Strings point into the file image. No opcode
+ * recurses, so a hostile pickle costs at most the bounded object count, stack and memo. */
+#include "io/torch_zip.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ============================================================================================ */
+/* CRC-32                                                                                       */
+/* ============================================================================================ */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t sdc_crc32(const void *buf, size_t n) {
+    pthread_once(&crc_once, crc_init);
+    const uint32_t *table = crc_table;
+    const uint8_t *p = buf;
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ============================================================================================ */
+/* Zip directory                                                                                */
+/* ============================================================================================ */
+
+typedef struct zentry {
+    const char *name; /* into the image, not NUL-terminated */
+    size_t name_len;
+    const uint8_t *data;
+    size_t size;
+    uint32_t crc;
+    int crc_checked;
+} zentry;
+
+struct sdc_torch_file {
+    const uint8_t *b;
+    size_t len;
+    uint8_t *owned; /* the image when read from a file */
+    char label[256];
+    zentry *entries;
+    size_t n_entries;
+    const char *prefix; /* "archive/" */
+    size_t prefix_len;
+    sdc_torch_obj **objs; /* every object, for freeing */
+    size_t n_objs, cap_objs;
+    sdc_torch_obj *root;
+};
+
+static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t rd32(const uint8_t *p) { return rd16(p) | rd16(p + 2) << 16; }
+
+static const uint8_t legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+
+static sdc_status zip_parse(sdc_torch_file *f, sdc_error *err) {
+    const uint8_t *b = f->b;
+    size_t len = f->len;
+    const char *L = f->label;
+    if (len >= sizeof legacy_magic && memcmp(b, legacy_magic, sizeof legacy_magic) == 0)
+        return sdc_fail(err, SDC_E_UNSUPPORTED,
+                        "%s: a legacy (torch < 1.6, not zip) torch.save file; load and re-save it with a newer torch", L);
+    if (len < 22 || rd32(b) != 0x04034b50)
+        return sdc_fail(err, SDC_E_FORMAT, "%s: not a torch.save zip archive (no zip signature)", L);
+    /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+    size_t eocd = 0;
+    int found = 0;
+    for (size_t back = 22; back <= len && back <= 22 + 65535; back++) {
+        size_t at = len - back;
+        if (rd32(b + at) == 0x06054b50 && at + 22 + rd16(b + at + 20) == len) {
+            eocd = at;
+            found = 1;
+            break;
+        }
+    }
+    if (!found) return sdc_fail(err, SDC_E_FORMAT, "%s: zip end record missing (truncated file?)", L);
+    uint32_t n = rd16(b + eocd + 10), cd_size = rd32(b + eocd + 12), cd_off = rd32(b + eocd + 16);
+    if (n == 0xFFFF || cd_off == 0xFFFFFFFFu || cd_size == 0xFFFFFFFFu)
+        return sdc_fail(err, SDC_E_UNSUPPORTED, "%s: a zip64 archive; an embedding file is never that large", L);
+    if (n > SDC_TORCH_MAX_ENTRIES)
+        return sdc_fail(err, SDC_E_LIMIT, "%s: %u zip entries, more than %d", L, n, SDC_TORCH_MAX_ENTRIES);
+    if ((size_t)cd_off > eocd || (size_t)cd_size > eocd - cd_off)
+        return sdc_fail(err, SDC_E_FORMAT, "%s: zip central directory outside the file", L);
+    f->entries = calloc(n ? n : 1, sizeof *f->entries);
+    if (!f->entries) return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory", L);
+    size_t p = cd_off, end = (size_t)cd_off + cd_size;
+    for (uint32_t i = 0; i < n; i++) {
+        if (end - p < 46 || rd32(b + p) != 0x02014b50)
+            return sdc_fail(err, SDC_E_FORMAT, "%s: zip central directory entry %u is malformed", L, i);
+        uint32_t flags = rd16(b + p + 8), method = rd16(b + p + 10), crc = rd32(b + p + 16);
+        uint32_t csize = rd32(b + p + 20), usize = rd32(b + p + 24);
+        size_t nl = rd16(b + p + 28), xl = rd16(b + p + 30), cl = rd16(b + p + 32);
+        uint32_t loff = rd32(b + p + 42);
+        if (end - p - 46 < nl + xl + cl)
+            return sdc_fail(err, SDC_E_FORMAT, "%s: zip central directory entry %u runs past the directory", L, i);
+        zentry *z = &f->entries[f->n_entries++];
+        z->name = (const char *)b + p + 46;
+        z->name_len = nl;
+        int nn = nl > 80 ? 80 : (int)nl;
+        if (flags & 1) return sdc_fail(err, SDC_E_UNSUPPORTED, "%s: zip entry '%.*s' is encrypted", L, nn, z->name);
+        if (method != 0)
+            return sdc_fail(err, SDC_E_UNSUPPORTED, "%s: zip entry '%.*s' is compressed (method %u); torch.save stores entries",
+                            L, nn, z->name, method);
+        if (csize != usize || csize == 0xFFFFFFFFu)
+            return sdc_fail(err, SDC_E_FORMAT, "%s: zip entry '%.*s' has inconsistent sizes", L, nn, z->name);
+        if ((size_t)loff > cd_off || cd_off - loff < 30 || rd32(b + loff) != 0x04034b50)
+            return sdc_fail(err, SDC_E_FORMAT, "%s: zip entry '%.*s': local header outside the file", L, nn, z->name);
+        size_t data = (size_t)loff + 30 + rd16(b + loff + 26) + rd16(b + loff + 28);
+        if (data > cd_off || (size_t)csize > cd_off - data)
+            return sdc_fail(err, SDC_E_FORMAT, "%s: zip entry '%.*s': data runs past the archive", L, nn, z->name);
+        z->data = b + data;
+        z->size = csize;
+        z->crc = crc;
+        p += 46 + nl + xl + cl;
+    }
+    /* the archive's folder: the one holding data.pkl ("archive/" or the saved file's stem) */
+    for (size_t i = 0; i < f->n_entries; i++) {
+        const zentry *z = &f->entries[i];
+        if (z->name_len > 9 && memcmp(z->name + z->name_len - 9, "/data.pkl", 9) == 0 &&
+            memchr(z->name, '/', z->name_len - 9) == NULL) {
+            f->prefix = z->name;
+            f->prefix_len = z->name_len - 8;
+            return SDC_OK;
+        }
+    }
+    return sdc_fail(err, SDC_E_FORMAT, "%s: a zip without ARCHIVE/data.pkl, so not a torch.save file", L);
+}
+
+/* The entry ARCHIVE/<rest>, CRC-checked; NULL with err set when absent or corrupt. */
+static const zentry *zip_get(sdc_torch_file *f, const char *rest, size_t rest_len, sdc_error *err) {
+    for (size_t i = 0; i < f->n_entries; i++) {
+        zentry *z = &f->entries[i];
+        if (z->name_len == f->prefix_len + rest_len && memcmp(z->name, f->prefix, f->prefix_len) == 0 &&
+            memcmp(z->name + f->prefix_len, rest, rest_len) == 0) {
+            if (!z->crc_checked) {
+                if (sdc_crc32(z->data, z->size) != z->crc) {
+                    sdc_fail(err, SDC_E_FORMAT, "%s: zip entry '%.*s' fails its CRC-32 check", f->label,
+                             (int)(z->name_len > 80 ? 80 : z->name_len), z->name);
+                    return NULL;
+                }
+                z->crc_checked = 1;
+            }
+            return z;
+        }
+    }
+    int rl = rest_len > 80 ? 80 : (int)rest_len;
+    sdc_fail(err, SDC_E_FORMAT, "%s: zip entry '%.*s%.*s' is missing", f->label, (int)f->prefix_len, f->prefix, rl, rest);
+    return NULL;
+}
+
+/* ============================================================================================ */
+/* Pickle machine                                                                               */
+/* ============================================================================================ */
+
+typedef enum {
+    G_ORDERED_DICT, G_SET, G_REBUILD_TENSOR, G_REBUILD_PARAM, G_REBUILD_PARAM_STATE, G_PARAMETER_DICT, G_STORAGE
+} gkind;
+
+typedef struct pm {
+    sdc_torch_file *f;
+    const uint8_t *b;
+    size_t len, pos, op_at;
+    sdc_error *err;
+    sdc_torch_obj **stack;
+    size_t sp, cap_stack;
+    size_t marks[256];
+    int n_marks;
+    sdc_torch_obj **memo;
+    size_t cap_memo, n_memo;
+    size_t n_slots;
+} pm;
+
+static sdc_status pfail(pm *m, sdc_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static sdc_status pfail(pm *m, sdc_status code, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sdc_fail(m->err, code, "%s: data.pkl offset %zu: %s", m->f->label, m->op_at, msg);
+}
+
+static sdc_torch_obj *new_obj(pm *m, sdc_torch_kind k) {
+    sdc_torch_file *f = m->f;
+    if (f->n_objs == SDC_TORCH_MAX_OBJECTS) {
+        pfail(m, SDC_E_LIMIT, "more than %d objects", SDC_TORCH_MAX_OBJECTS);
+        return NULL;
+    }
+    if (f->n_objs == f->cap_objs) {
+        size_t cap = f->cap_objs ? 2 * f->cap_objs : 64;
+        sdc_torch_obj **o = realloc(f->objs, cap * sizeof *o);
+        if (!o) {
+            pfail(m, SDC_E_NOMEM, "out of memory");
+            return NULL;
+        }
+        f->objs = o;
+        f->cap_objs = cap;
+    }
+    sdc_torch_obj *o = calloc(1, sizeof *o);
+    if (!o) {
+        pfail(m, SDC_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    o->kind = k;
+    f->objs[f->n_objs++] = o;
+    return o;
+}
+
+static sdc_status push(pm *m, sdc_torch_obj *o) {
+    if (!o) return m->err->code != SDC_OK ? m->err->code : SDC_E_NOMEM;
+    if (m->sp == SDC_TORCH_MAX_STACK) return pfail(m, SDC_E_LIMIT, "stack deeper than %d", SDC_TORCH_MAX_STACK);
+    if (m->sp == m->cap_stack) {
+        size_t cap = m->cap_stack ? 2 * m->cap_stack : 64;
+        sdc_torch_obj **s = realloc(m->stack, cap * sizeof *s);
+        if (!s) return pfail(m, SDC_E_NOMEM, "out of memory");
+        m->stack = s;
+        m->cap_stack = cap;
+    }
+    m->stack[m->sp++] = o;
+    return SDC_OK;
+}
+
+static size_t floor_of(const pm *m) { return m->n_marks ? m->marks[m->n_marks - 1] : 0; }
+
+static sdc_torch_obj *pop(pm *m) {
+    if (m->sp <= floor_of(m)) {
+        pfail(m, SDC_E_FORMAT, "stack underflow");
+        return NULL;
+    }
+    return m->stack[--m->sp];
+}
+
+static sdc_torch_obj *top(pm *m) {
+    if (m->sp <= floor_of(m)) {
+        pfail(m, SDC_E_FORMAT, "stack underflow");
+        return NULL;
+    }
+    return m->stack[m->sp - 1];
+}
+
+static sdc_status add_item(pm *m, sdc_torch_obj *c, sdc_torch_obj *x) {
+    if (m->n_slots >= (size_t)SDC_TORCH_MAX_OBJECTS * 8) return pfail(m, SDC_E_LIMIT, "containers hold too many items");
+    if (c->n_items == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 4;
+        sdc_torch_obj **it = realloc(c->items, cap * sizeof *it);
+        if (!it) return pfail(m, SDC_E_NOMEM, "out of memory");
+        c->items = it;
+        c->cap = cap;
+    }
+    c->items[c->n_items++] = x;
+    m->n_slots++;
+    return SDC_OK;
+}
+
+static sdc_status take(pm *m, size_t n, const uint8_t **p) {
+    if (m->len - m->pos < n) return pfail(m, SDC_E_FORMAT, "truncated");
+    *p = m->b + m->pos;
+    m->pos += n;
+    return SDC_OK;
+}
+
+static sdc_status take_uint(pm *m, size_t n, uint64_t *v) {
+    const uint8_t *p = NULL;
+    SDC_TRY(take(m, n, &p));
+    uint64_t r = 0;
+    for (size_t i = 0; i < n; i++) r |= (uint64_t)p[i] << (8 * i);
+    *v = r;
+    return SDC_OK;
+}
+
+static int mem_is(const void *p, size_t n, const char *s) { return n == strlen(s) && memcmp(p, s, n) == 0; }
+
+int sdc_torch_str_is(const sdc_torch_obj *o, const char *s) {
+    return o && o->kind == SDC_TORCH_STR && mem_is(o->s, o->n, s);
+}
+
+static const struct {
+    const char *mod, *name;
+    gkind g;
+    sdc_dtype dt;
+} allowed[] = {
+    {"collections", "OrderedDict", G_ORDERED_DICT, SDC_F32},
+    {"builtins", "set", G_SET, SDC_F32},
+    {"__builtin__", "set", G_SET, SDC_F32},
+    {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_TENSOR, SDC_F32},
+    {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAM, SDC_F32},
+    {"torch._utils", "_rebuild_parameter_with_state", G_REBUILD_PARAM_STATE, SDC_F32},
+    {"torch.nn.modules.container", "ParameterDict", G_PARAMETER_DICT, SDC_F32},
+    {"torch", "FloatStorage", G_STORAGE, SDC_F32},
+    {"torch", "HalfStorage", G_STORAGE, SDC_F16},
+    {"torch", "BFloat16Storage", G_STORAGE, SDC_BF16},
+    {"torch", "DoubleStorage", G_STORAGE, SDC_F64},
+    {"torch", "LongStorage", G_STORAGE, SDC_I64},
+    {"torch", "IntStorage", G_STORAGE, SDC_I32},
+    {"torch", "ShortStorage", G_STORAGE, SDC_I16},
+    {"torch", "CharStorage", G_STORAGE, SDC_I8},
+    {"torch", "ByteStorage", G_STORAGE, SDC_U8},
+    {"torch", "BoolStorage", G_STORAGE, SDC_BOOL},
+};
+
+static sdc_status find_global(pm *m, const uint8_t *mod, size_t nm, const uint8_t *name, size_t nn) {
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (mem_is(mod, nm, allowed[i].mod) && mem_is(name, nn, allowed[i].name)) {
+            sdc_torch_obj *o = new_obj(m, SDC_TORCH_GLOBAL);
+            if (o) {
+                o->i = allowed[i].g;
+                o->dtype = allowed[i].dt;
+                o->cls = allowed[i].name;
+            }
+            return push(m, o);
+        }
+    for (size_t i = 0; i < nm + nn; i++) {
+        uint8_t c = i < nm ? mod[i] : name[i - nm];
+        if (c < 0x20 || c >= 0x7f) return pfail(m, SDC_E_UNSUPPORTED, "refers to a non-ASCII global (nothing is executed)");
+    }
+    return pfail(m, SDC_E_UNSUPPORTED, "refers to '%.*s.%.*s', which is not a tensor container (nothing is executed)",
+                 nm > 60 ? 60 : (int)nm, (const char *)mod, nn > 60 ? 60 : (int)nn, (const char *)name);
+}
+
+static int is_global(const sdc_torch_obj *o, gkind g) { return o->kind == SDC_TORCH_GLOBAL && o->i == (int64_t)g; }
+
+/* A tuple of non-negative ints, at most SDC_TORCH_MAX_DIMS long. */
+static int int_tuple(const sdc_torch_obj *t, int *n, int64_t *v) {
+    if (t->kind != SDC_TORCH_TUPLE || t->n_items > SDC_TORCH_MAX_DIMS) return 0;
+    for (size_t i = 0; i < t->n_items; i++) {
+        if (t->items[i]->kind != SDC_TORCH_INT || t->items[i]->i < 0) return 0;
+        v[i] = t->items[i]->i;
+    }
+    *n = (int)t->n_items;
+    return 1;
+}
+
+/* _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]) */
+static sdc_status rebuild_tensor(pm *m, sdc_torch_obj **a, size_t na) {
+    if (na < 4 || na > 7 || a[0]->kind != SDC_TORCH_STORAGE || a[1]->kind != SDC_TORCH_INT || a[1]->i < 0)
+        return pfail(m, SDC_E_FORMAT, "_rebuild_tensor_v2 with unexpected arguments");
+    sdc_torch_obj *t = new_obj(m, SDC_TORCH_TENSOR);
+    if (!t) return m->err->code;
+    int ns = 0, nt = 0;
+    if (!int_tuple(a[2], &ns, t->shape) || !int_tuple(a[3], &nt, t->stride) || ns != nt)
+        return pfail(m, SDC_E_FORMAT, "_rebuild_tensor_v2: size and stride are not matching tuples of at most %d ints",
+                     SDC_TORCH_MAX_DIMS);
+    t->ndim = ns;
+    t->dtype = a[0]->dtype;
+    t->data = a[0]->data;
+    t->storage_numel = a[0]->storage_numel;
+    t->offset = a[1]->i;
+    /* the last element it addresses must lie inside the storage */
+    int64_t last = t->offset, numel = 1;
+    for (int d = 0; d < ns; d++) {
+        if (__builtin_mul_overflow(numel, t->shape[d], &numel)) return pfail(m, SDC_E_FORMAT, "tensor size overflows");
+        if (t->shape[d] == 0) continue;
+        int64_t span;
+        if (__builtin_mul_overflow(t->shape[d] - 1, t->stride[d], &span) || __builtin_add_overflow(last, span, &last))
+            return pfail(m, SDC_E_FORMAT, "tensor strides overflow");
+    }
+    if (numel > (int64_t)m->f->len) /* bounds what a reader allocates, even for stride-0 views */
+        return pfail(m, SDC_E_LIMIT, "a tensor of %lld elements in a file of %zu bytes", (long long)numel, m->f->len);
+    if (numel > 0 && last >= t->storage_numel)
+        return pfail(m, SDC_E_FORMAT, "a tensor reaches element %lld of a storage of %lld", (long long)last,
+                     (long long)t->storage_numel);
+    return push(m, t);
+}
+
+/* REDUCE: callable(*args), for the allowed callables. */
+static sdc_status reduce(pm *m) {
+    sdc_torch_obj *args = pop(m), *fn = pop(m);
+    if (!args || !fn) return m->err->code;
+    if (fn->kind != SDC_TORCH_GLOBAL || args->kind != SDC_TORCH_TUPLE)
+        return pfail(m, SDC_E_UNSUPPORTED, "REDUCE of something that is not an allowed global");
+    sdc_torch_obj **a = args->items;
+    size_t na = args->n_items;
+    switch ((gkind)fn->i) {
+    case G_ORDERED_DICT:
+        if (na != 0) return pfail(m, SDC_E_UNSUPPORTED, "OrderedDict with arguments");
+        return push(m, new_obj(m, SDC_TORCH_DICT));
+    case G_SET: {
+        if (na != 1 || a[0]->kind != SDC_TORCH_LIST) return pfail(m, SDC_E_UNSUPPORTED, "set() of something other than a list");
+        sdc_torch_obj *l = new_obj(m, SDC_TORCH_LIST);
+        if (!l) return m->err->code;
+        for (size_t i = 0; i < a[0]->n_items; i++) SDC_TRY(add_item(m, l, a[0]->items[i]));
+        return push(m, l);
+    }
+    case G_REBUILD_TENSOR:
+        return rebuild_tensor(m, a, na);
+    case G_REBUILD_PARAM:
+    case G_REBUILD_PARAM_STATE:
+        if (na < 1 || a[0]->kind != SDC_TORCH_TENSOR) return pfail(m, SDC_E_FORMAT, "_rebuild_parameter of a non-tensor");
+        return push(m, a[0]);
+    case G_PARAMETER_DICT:
+    case G_STORAGE:
+        break;
+    }
+    return pfail(m, SDC_E_UNSUPPORTED, "REDUCE of %s is not allowed", fn->cls);
+}
+
+/* BINPERSID: ('storage', torch.XStorage, key, location, numel) -> the storage's bytes. */
+static sdc_status persistent_load(pm *m) {
+    sdc_torch_obj *pid = pop(m);
+    if (!pid) return m->err->code;
+    sdc_torch_obj **a = pid->items;
+    if (pid->kind != SDC_TORCH_TUPLE || pid->n_items != 5 || !sdc_torch_str_is(a[0], "storage") ||
+        !is_global(a[1], G_STORAGE) || a[2]->kind != SDC_TORCH_STR || a[4]->kind != SDC_TORCH_INT || a[4]->i < 0)
+        return pfail(m, SDC_E_UNSUPPORTED, "a persistent id that is not ('storage', torch.*Storage, key, location, numel)");
+    char rest[96];
+    if (a[2]->n > 64) return pfail(m, SDC_E_FORMAT, "storage key longer than 64 bytes");
+    int rl = snprintf(rest, sizeof rest, "data/%.*s", (int)a[2]->n, a[2]->s);
+    const zentry *z = zip_get(m->f, rest, (size_t)rl, m->err);
+    if (!z) return m->err->code;
+    size_t es = sdc_dtype_table[a[1]->dtype].size;
+    if ((uint64_t)a[4]->i > z->size / es)
+        return pfail(m, SDC_E_FORMAT, "storage %.*s claims %lld elements, its entry holds %zu bytes", (int)a[2]->n, a[2]->s,
+                     (long long)a[4]->i, z->size);
+    sdc_torch_obj *s = new_obj(m, SDC_TORCH_STORAGE);
+    if (!s) return m->err->code;
+    s->dtype = a[1]->dtype;
+    s->data = z->data;
+    s->storage_numel = a[4]->i;
+    return push(m, s);
+}
+
+static sdc_status memo_put(pm *m, uint64_t key) {
+    sdc_torch_obj *o = top(m);
+    if (!o) return m->err->code;
+    if (key >= SDC_TORCH_MAX_MEMO) return pfail(m, SDC_E_LIMIT, "memo key %llu too large", (unsigned long long)key);
+    if (key >= m->cap_memo) {
+        size_t cap = m->cap_memo ? m->cap_memo : 64;
+        while (cap <= key) cap *= 2;
+        sdc_torch_obj **nm = realloc(m->memo, cap * sizeof *nm);
+        if (!nm) return pfail(m, SDC_E_NOMEM, "out of memory");
+        memset(nm + m->cap_memo, 0, (cap - m->cap_memo) * sizeof *nm);
+        m->memo = nm;
+        m->cap_memo = cap;
+    }
+    m->memo[key] = o;
+    return SDC_OK;
+}
+
+static sdc_status memo_get(pm *m, uint64_t key) {
+    if (key >= m->cap_memo || !m->memo[key]) return pfail(m, SDC_E_FORMAT, "memo key %llu not set", (unsigned long long)key);
+    return push(m, m->memo[key]);
+}
+
+static sdc_status pop_mark(pm *m, size_t *from) {
+    if (m->n_marks == 0) return pfail(m, SDC_E_FORMAT, "no MARK");
+    *from = m->marks[--m->n_marks];
+    return SDC_OK;
+}
+
+static sdc_status tuple_from(pm *m, size_t from) {
+    sdc_torch_obj *t = new_obj(m, SDC_TORCH_TUPLE);
+    if (!t) return m->err->code;
+    for (size_t i = from; i < m->sp; i++) SDC_TRY(add_item(m, t, m->stack[i]));
+    m->sp = from;
+    return push(m, t);
+}
+
+static sdc_status set_items(pm *m, sdc_torch_obj *d, sdc_torch_obj **kv, size_t n) {
+    if (d->kind != SDC_TORCH_DICT) return pfail(m, SDC_E_FORMAT, "SETITEM on something that is not a dict");
+    if (n % 2) return pfail(m, SDC_E_FORMAT, "SETITEMS with an odd number of items");
+    for (size_t i = 0; i < n; i += 2) {
+        sdc_torch_obj *k = kv[i];
+        size_t j = 0;
+        if (k->kind == SDC_TORCH_STR) /* a repeated str key replaces the value, as in Python */
+            for (; j < d->n_items; j += 2)
+                if (d->items[j]->kind == SDC_TORCH_STR && d->items[j]->n == k->n && memcmp(d->items[j]->s, k->s, k->n) == 0)
+                    break;
+        if (k->kind == SDC_TORCH_STR && j < d->n_items) {
+            d->items[j + 1] = kv[i + 1];
+        } else {
+            SDC_TRY(add_item(m, d, k));
+            SDC_TRY(add_item(m, d, kv[i + 1]));
+        }
+    }
+    return SDC_OK;
+}
+
+static sdc_status run(pm *m) {
+    for (;;) {
+        m->op_at = m->pos;
+        const uint8_t *p = NULL;
+        uint64_t v;
+        SDC_TRY(take(m, 1, &p));
+        uint8_t op = *p;
+        switch (op) {
+        case 0x80: /* PROTO */
+            SDC_TRY(take_uint(m, 1, &v));
+            if (v > 5) return pfail(m, SDC_E_UNSUPPORTED, "pickle protocol %llu", (unsigned long long)v);
+            break;
+        case 0x95: SDC_TRY(take_uint(m, 8, &v)); break; /* FRAME: a length hint */
+        case '.': {                                     /* STOP */
+            sdc_torch_obj *r = pop(m);
+            if (!r) return m->err->code;
+            m->f->root = r;
+            return SDC_OK;
+        }
+        case '(': /* MARK */
+            if (m->n_marks == (int)(sizeof m->marks / sizeof m->marks[0])) return pfail(m, SDC_E_LIMIT, "MARKs nested too deeply");
+            m->marks[m->n_marks++] = m->sp;
+            break;
+        case 'q': SDC_TRY(take_uint(m, 1, &v)); SDC_TRY(memo_put(m, v)); break;
+        case 'r': SDC_TRY(take_uint(m, 4, &v)); SDC_TRY(memo_put(m, v)); break;
+        case 0x94: SDC_TRY(memo_put(m, m->n_memo)); m->n_memo++; break; /* MEMOIZE */
+        case 'h': SDC_TRY(take_uint(m, 1, &v)); SDC_TRY(memo_get(m, v)); break;
+        case 'j': SDC_TRY(take_uint(m, 4, &v)); SDC_TRY(memo_get(m, v)); break;
+        case 'N': SDC_TRY(push(m, new_obj(m, SDC_TORCH_NONE))); break;
+        case 0x88: case 0x89: { /* NEWTRUE, NEWFALSE */
+            sdc_torch_obj *o = new_obj(m, SDC_TORCH_BOOL);
+            if (o) o->i = op == 0x88;
+            SDC_TRY(push(m, o));
+            break;
+        }
+        case 'K': case 'M': case 'J': { /* BININT1, BININT2, BININT */
+            SDC_TRY(take_uint(m, op == 'K' ? 1 : op == 'M' ? 2 : 4, &v));
+            sdc_torch_obj *o = new_obj(m, SDC_TORCH_INT);
+            if (o) o->i = op == 'J' ? (int64_t)(int32_t)(uint32_t)v : (int64_t)v;
+            SDC_TRY(push(m, o));
+            break;
+        }
+        case 0x8a: { /* LONG1 */
+            uint64_t n;
+            SDC_TRY(take_uint(m, 1, &n));
+            if (n > 8) return pfail(m, SDC_E_UNSUPPORTED, "integer wider than 64 bits");
+            SDC_TRY(take_uint(m, (size_t)n, &v));
+            if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1) v |= ~(uint64_t)0 << (8 * n);
+            sdc_torch_obj *o = new_obj(m, SDC_TORCH_INT);
+            if (o) o->i = (int64_t)v;
+            SDC_TRY(push(m, o));
+            break;
+        }
+        case 'G': { /* BINFLOAT: big-endian double */
+            SDC_TRY(take(m, 8, &p));
+            uint64_t bits = 0;
+            for (int i = 0; i < 8; i++) bits = bits << 8 | p[i];
+            sdc_torch_obj *o = new_obj(m, SDC_TORCH_FLOAT);
+            if (o) memcpy(&o->f, &bits, 8);
+            SDC_TRY(push(m, o));
+            break;
+        }
+        case 'X': case 0x8c: case 0x8d: case 'U': case 'T': /* str forms (py2 BINSTRING too) */
+        case 'C': case 'B': case 0x8e: {                     /* bytes forms */
+            size_t w = op == 0x8c || op == 'C' || op == 'U' ? 1 : op == 'X' || op == 'B' || op == 'T' ? 4 : 8;
+            SDC_TRY(take_uint(m, w, &v));
+            if (v > m->len - m->pos) return pfail(m, SDC_E_FORMAT, "string or bytes run past the end");
+            SDC_TRY(take(m, (size_t)v, &p));
+            int str = op == 'X' || op == 0x8c || op == 0x8d || op == 'U' || op == 'T';
+            sdc_torch_obj *o = new_obj(m, str ? SDC_TORCH_STR : SDC_TORCH_BYTES);
+            if (o) o->s = (const char *)p, o->n = (size_t)v;
+            SDC_TRY(push(m, o));
+            break;
+        }
+        case ')': SDC_TRY(push(m, new_obj(m, SDC_TORCH_TUPLE))); break;
+        case 0x85: case 0x86: case 0x87: { /* TUPLE1..3 */
+            size_t n = (size_t)(op - 0x84);
+            if (m->sp - floor_of(m) < n) return pfail(m, SDC_E_FORMAT, "stack underflow");
+            SDC_TRY(tuple_from(m, m->sp - n));
+            break;
+        }
+        case 't': {
+            size_t from = 0;
+            SDC_TRY(pop_mark(m, &from));
+            SDC_TRY(tuple_from(m, from));
+            break;
+        }
+        case ']': SDC_TRY(push(m, new_obj(m, SDC_TORCH_LIST))); break;
+        case '}': SDC_TRY(push(m, new_obj(m, SDC_TORCH_DICT))); break;
+        case 'a': { /* APPEND */
+            sdc_torch_obj *x = pop(m), *l = top(m);
+            if (!x || !l) return m->err->code;
+            if (l->kind != SDC_TORCH_LIST) return pfail(m, SDC_E_FORMAT, "APPEND to something that is not a list");
+            SDC_TRY(add_item(m, l, x));
+            break;
+        }
+        case 'e': { /* APPENDS */
+            size_t from = 0;
+            SDC_TRY(pop_mark(m, &from));
+            if (from <= floor_of(m)) return pfail(m, SDC_E_FORMAT, "stack underflow");
+            sdc_torch_obj *l = m->stack[from - 1];
+            if (l->kind != SDC_TORCH_LIST) return pfail(m, SDC_E_FORMAT, "APPENDS to something that is not a list");
+            for (size_t i = from; i < m->sp; i++) SDC_TRY(add_item(m, l, m->stack[i]));
+            m->sp = from;
+            break;
+        }
+        case 's': { /* SETITEM */
+            sdc_torch_obj *val = pop(m), *key = pop(m), *d = top(m);
+            if (!val || !key || !d) return m->err->code;
+            sdc_torch_obj *kv[2] = {key, val};
+            SDC_TRY(set_items(m, d, kv, 2));
+            break;
+        }
+        case 'u': { /* SETITEMS */
+            size_t from = 0;
+            SDC_TRY(pop_mark(m, &from));
+            if (from <= floor_of(m)) return pfail(m, SDC_E_FORMAT, "stack underflow");
+            SDC_TRY(set_items(m, m->stack[from - 1], m->stack + from, m->sp - from));
+            m->sp = from;
+            break;
+        }
+        case 'c': { /* GLOBAL "module\nname\n" */
+            const uint8_t *s = m->b + m->pos, *end = m->b + m->len;
+            const uint8_t *nl1 = memchr(s, '\n', (size_t)(end - s));
+            const uint8_t *nl2 = nl1 ? memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1)) : NULL;
+            if (!nl2) return pfail(m, SDC_E_FORMAT, "truncated GLOBAL");
+            m->pos = (size_t)(nl2 + 1 - m->b);
+            SDC_TRY(find_global(m, s, (size_t)(nl1 - s), nl1 + 1, (size_t)(nl2 - nl1 - 1)));
+            break;
+        }
+        case 0x93: { /* STACK_GLOBAL */
+            sdc_torch_obj *name = pop(m), *mod = pop(m);
+            if (!name || !mod) return m->err->code;
+            if (mod->kind != SDC_TORCH_STR || name->kind != SDC_TORCH_STR) return pfail(m, SDC_E_FORMAT, "STACK_GLOBAL of non-strings");
+            SDC_TRY(find_global(m, (const uint8_t *)mod->s, mod->n, (const uint8_t *)name->s, name->n));
+            break;
+        }
+        case 'R': SDC_TRY(reduce(m)); break;
+        case 'Q': SDC_TRY(persistent_load(m)); break; /* BINPERSID */
+        case 0x81: { /* NEWOBJ: cls.__new__(cls, *args), for ParameterDict only */
+            sdc_torch_obj *args = pop(m), *cls = pop(m);
+            if (!args || !cls) return m->err->code;
+            if (!is_global(cls, G_PARAMETER_DICT) || args->kind != SDC_TORCH_TUPLE)
+                return pfail(m, SDC_E_UNSUPPORTED, "NEWOBJ of something other than torch.nn.ParameterDict");
+            sdc_torch_obj *o = new_obj(m, SDC_TORCH_OBJECT);
+            if (o) o->cls = "torch.nn.modules.container.ParameterDict";
+            SDC_TRY(push(m, o));
+            break;
+        }
+        case 'b': { /* BUILD: an object's state */
+            sdc_torch_obj *st = pop(m), *o = top(m);
+            if (!st || !o) return m->err->code;
+            if (o->kind != SDC_TORCH_OBJECT || o->state)
+                return pfail(m, SDC_E_UNSUPPORTED, "BUILD on something other than a new ParameterDict");
+            if (st->kind == SDC_TORCH_TUPLE && st->n_items == 2) st = st->items[0]; /* (dict, slots) */
+            if (st->kind != SDC_TORCH_DICT) return pfail(m, SDC_E_UNSUPPORTED, "BUILD with a state that is not a dict");
+            o->state = st;
+            break;
+        }
+        default:
+            if (op >= 0x20 && op < 0x7f)
+                return pfail(m, SDC_E_UNSUPPORTED, "opcode 0x%02x ('%c') is not allowed (only tensors in dicts are read)", op, op);
+            return pfail(m, SDC_E_UNSUPPORTED, "opcode 0x%02x is not allowed (only tensors in dicts are read)", op);
+        }
+    }
+}
+
+/* ============================================================================================ */
+/* Open, query, close                                                                           */
+/* ============================================================================================ */
+
+void sdc_torch_close(sdc_torch_file *f) {
+    if (!f) return;
+    for (size_t i = 0; i < f->n_objs; i++) {
+        free(f->objs[i]->items);
+        free(f->objs[i]);
+    }
+    free(f->objs);
+    free(f->entries);
+    free(f->owned);
+    free(f);
+}
+
+sdc_status sdc_torch_open_memory(const void *buf, size_t len, const char *label, sdc_torch_file **out,
+                                 sdc_error *err) {
+    *out = NULL;
+    sdc_error local = {0};
+    if (!err) err = &local;
+    sdc_torch_file *f = calloc(1, sizeof *f);
+    if (!f) return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory", label);
+    f->b = buf;
+    f->len = len;
+    snprintf(f->label, sizeof f->label, "%s", label ? label : "torch file");
+    if (len > SDC_TORCH_MAX_BYTES) {
+        sdc_torch_close(f);
+        return sdc_fail(err, SDC_E_LIMIT, "%s: %zu bytes, more than the %zu MiB read", label, len, SDC_TORCH_MAX_BYTES >> 20);
+    }
+    sdc_status st = zip_parse(f, err);
+    const zentry *pkl = st == SDC_OK ? zip_get(f, "data.pkl", 8, err) : NULL;
+    if (st == SDC_OK && !pkl) st = err->code;
+    if (st == SDC_OK) {
+        pm m = {.f = f, .b = pkl->data, .len = pkl->size, .err = err};
+        st = run(&m);
+        free(m.stack);
+        free(m.memo);
+    }
+    if (st != SDC_OK) {
+        sdc_torch_close(f);
+        return st;
+    }
+    *out = f;
+    return SDC_OK;
+}
+
+sdc_status sdc_torch_open(const char *path, sdc_torch_file **out, sdc_error *err) {
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return sdc_fail(err, SDC_E_IO, "%s: cannot open", path);
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return sdc_fail(err, SDC_E_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > SDC_TORCH_MAX_BYTES) {
+        fclose(fp);
+        return sdc_fail(err, SDC_E_LIMIT, "%s: %lld bytes, more than the %zu MiB read", path, (long long)sb.st_size,
+                        SDC_TORCH_MAX_BYTES >> 20);
+    }
+    size_t len = (size_t)sb.st_size;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        fclose(fp);
+        return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory for %zu bytes", path, len);
+    }
+    size_t got = fread(buf, 1, len, fp);
+    fclose(fp);
+    if (got != len) {
+        free(buf);
+        return sdc_fail(err, SDC_E_IO, "%s: read %zu of %zu bytes", path, got, len);
+    }
+    sdc_status st = sdc_torch_open_memory(buf, len, path, out, err);
+    if (st != SDC_OK) {
+        free(buf);
+        return st;
+    }
+    (*out)->owned = buf;
+    return SDC_OK;
+}
+
+const sdc_torch_obj *sdc_torch_root(const sdc_torch_file *f) { return f->root; }
+
+const uint8_t *sdc_torch_bytes(const sdc_torch_file *f, size_t *len) {
+    *len = f->len;
+    return f->b;
+}
+
+const sdc_torch_obj *sdc_torch_dict_get(const sdc_torch_obj *d, const char *key) {
+    if (!d || d->kind != SDC_TORCH_DICT) return NULL;
+    for (size_t i = 0; i + 1 < d->n_items; i += 2)
+        if (sdc_torch_str_is(d->items[i], key)) return d->items[i + 1];
+    return NULL;
+}
+
+int64_t sdc_torch_numel(const sdc_torch_obj *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d]; /* checked when the tensor was built */
+    return n;
+}
+
+sdc_status sdc_torch_tensor_f32(const sdc_torch_obj *t, float *out, sdc_error *err) {
+    if (t->kind != SDC_TORCH_TENSOR) return sdc_fail(err, SDC_E_INVALID_ARG, "sdc_torch_tensor_f32: not a tensor");
+    if (!sdc_dtype_table[t->dtype].is_float)
+        return sdc_fail(err, SDC_E_UNSUPPORTED, "a %s tensor where floats are expected", sdc_dtype_table[t->dtype].name);
+    int64_t numel = sdc_torch_numel(t), idx[SDC_TORCH_MAX_DIMS] = {0};
+    size_t es = sdc_dtype_table[t->dtype].size;
+    for (int64_t c = 0; c < numel; c++) { /* c: C-order position; idx: its multi-index */
+        int64_t e = t->offset;
+        for (int d = 0; d < t->ndim; d++) e += idx[d] * t->stride[d];
+        sdc_convert_to_f32(out + c, t->data + (size_t)e * es, t->dtype, 1);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < t->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return SDC_OK;
+}
+
+/* ============================================================================================ */
+/* Writer                                                                                       */
+/* ============================================================================================ */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} buf;
+
+static void put(buf *b, const void *src, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void put_u8(buf *b, unsigned v) {
+    uint8_t c = (uint8_t)v;
+    put(b, &c, 1);
+}
+static void put_u16(buf *b, uint32_t v) { put_u8(b, v & 0xFF), put_u8(b, v >> 8 & 0xFF); }
+static void put_u32(buf *b, uint32_t v) { put_u16(b, v & 0xFFFF), put_u16(b, v >> 16); }
+
+/* pickle pieces (protocol 2, no memo) */
+static void pk_str(buf *b, const char *s) {
+    put_u8(b, 'X');
+    put_u32(b, (uint32_t)strlen(s));
+    put(b, s, strlen(s));
+}
+static void pk_int(buf *b, int64_t v) { /* BININT (signed 32-bit); callers stay in range */
+    put_u8(b, 'J');
+    put_u32(b, (uint32_t)(int32_t)v);
+}
+static void pk_global(buf *b, const char *mod, const char *name) {
+    put_u8(b, 'c');
+    put(b, mod, strlen(mod));
+    put_u8(b, '\n');
+    put(b, name, strlen(name));
+    put_u8(b, '\n');
+}
+
+/* torch._utils._rebuild_tensor_v2(storage '0', 0, (n, w), (w, 1), False, OrderedDict()) */
+static void pk_tensor(buf *b, sdc_dtype dt, int n, int width) {
+    pk_global(b, "torch._utils", "_rebuild_tensor_v2");
+    put_u8(b, '(');
+    put_u8(b, '(');
+    pk_str(b, "storage");
+    pk_global(b, "torch", dt == SDC_F16 ? "HalfStorage" : "FloatStorage");
+    pk_str(b, "0");
+    pk_str(b, "cpu");
+    pk_int(b, (int64_t)n * width);
+    put_u8(b, 't');
+    put_u8(b, 'Q');
+    pk_int(b, 0);
+    pk_int(b, n), pk_int(b, width), put_u8(b, 0x86);
+    pk_int(b, width), pk_int(b, 1), put_u8(b, 0x86);
+    put_u8(b, 0x89);
+    pk_global(b, "collections", "OrderedDict");
+    put_u8(b, ')');
+    put_u8(b, 'R');
+    put_u8(b, 't');
+    put_u8(b, 'R');
+}
+
+uint8_t *sdc_torch_zip_image(const char *const *names, const void *const *data, const size_t *sizes, int nf,
+                             size_t *len) {
+    buf bb = {0}, *b = &bb;
+    uint32_t *crc = calloc((size_t)(nf > 0 ? nf : 1), sizeof *crc), *local = calloc((size_t)(nf > 0 ? nf : 1), sizeof *local);
+    if (!crc || !local) b->oom = 1;
+    for (int i = 0; i < nf && !b->oom; i++) {
+        crc[i] = sdc_crc32(data[i], sizes[i]);
+        local[i] = (uint32_t)b->n;
+        size_t nl = strlen(names[i]), head = b->n + 30 + nl + 4, pad = (64 - head % 64) % 64;
+        put_u32(b, 0x04034b50);
+        put_u16(b, 20), put_u16(b, 0), put_u16(b, 0); /* version, flags, method: stored */
+        put_u16(b, 0), put_u16(b, 0x21);              /* time, date: 1980-01-01 */
+        put_u32(b, crc[i]), put_u32(b, (uint32_t)sizes[i]), put_u32(b, (uint32_t)sizes[i]);
+        put_u16(b, (uint32_t)nl), put_u16(b, (uint32_t)(4 + pad));
+        put(b, names[i], nl);
+        put_u16(b, 0x4246), put_u16(b, (uint32_t)pad); /* "FB" padding field, as torch writes */
+        for (size_t k = 0; k < pad; k++) put_u8(b, 'Z');
+        put(b, data[i], sizes[i]);
+    }
+    size_t cd = b->n;
+    for (int i = 0; i < nf && !b->oom; i++) {
+        size_t nl = strlen(names[i]);
+        put_u32(b, 0x02014b50);
+        put_u16(b, 20), put_u16(b, 20), put_u16(b, 0), put_u16(b, 0);
+        put_u16(b, 0), put_u16(b, 0x21);
+        put_u32(b, crc[i]), put_u32(b, (uint32_t)sizes[i]), put_u32(b, (uint32_t)sizes[i]);
+        put_u16(b, (uint32_t)nl), put_u16(b, 0), put_u16(b, 0); /* name, extra, comment lengths */
+        put_u16(b, 0), put_u16(b, 0), put_u32(b, 0);            /* disk, internal and external attributes */
+        put_u32(b, local[i]);
+        put(b, names[i], nl);
+    }
+    size_t cd_size = b->n - cd;
+    put_u32(b, 0x06054b50);
+    put_u16(b, 0), put_u16(b, 0), put_u16(b, (uint32_t)nf), put_u16(b, (uint32_t)nf);
+    put_u32(b, (uint32_t)cd_size), put_u32(b, (uint32_t)cd), put_u16(b, 0);
+    free(crc);
+    free(local);
+    if (b->oom) {
+        free(b->p);
+        return NULL;
+    }
+    *len = b->n;
+    return b->p;
+}
+
+sdc_status sdc_torch_write_embedding(const char *path, const char *name, int a1111, sdc_dtype dt, const float *vec,
+                                     int n, int width, sdc_error *err) {
+    if (!path || !name || !vec || n < 0 || n > 4096 || width < 1 || width > 65536 || (dt != SDC_F32 && dt != SDC_F16))
+        return sdc_fail(err, SDC_E_INVALID_ARG, "%s: embedding [%d, %d] %s cannot be written", path ? path : "(null)", n,
+                        width, sdc_dtype_table[dt].name);
+    size_t numel = (size_t)n * (size_t)width, es = dt == SDC_F16 ? 2 : 4;
+    uint8_t *raw = malloc(numel * es + 1);
+    if (!raw) return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < numel; i++) {
+        if (dt == SDC_F16) {
+            uint16_t h = sdc_f32_to_f16(vec[i]);
+            memcpy(raw + 2 * i, &h, 2);
+        } else {
+            memcpy(raw + 4 * i, &vec[i], 4);
+        }
+    }
+    buf pk = {0};
+    put_u8(&pk, 0x80), put_u8(&pk, 2); /* PROTO 2 */
+    put_u8(&pk, '}');
+    put_u8(&pk, '(');
+    if (a1111) {
+        pk_str(&pk, "string_to_token");
+        put_u8(&pk, '}'), pk_str(&pk, "*"), pk_int(&pk, 265), put_u8(&pk, 's');
+        pk_str(&pk, "string_to_param");
+        put_u8(&pk, '}'), pk_str(&pk, "*"), pk_tensor(&pk, dt, n, width), put_u8(&pk, 's');
+        pk_str(&pk, "name"), pk_str(&pk, name);
+        pk_str(&pk, "step"), pk_int(&pk, 0);
+        pk_str(&pk, "sd_checkpoint"), put_u8(&pk, 'N');
+        pk_str(&pk, "sd_checkpoint_name"), put_u8(&pk, 'N');
+    } else {
+        char key[300];
+        snprintf(key, sizeof key, "<%s>", name);
+        pk_str(&pk, key);
+        pk_tensor(&pk, dt, n, width);
+    }
+    put_u8(&pk, 'u');
+    put_u8(&pk, '.');
+    const char *names[] = {"archive/data.pkl", "archive/byteorder", "archive/data/0", "archive/version"};
+    const void *data[] = {pk.p, "little", raw, "3\n"};
+    size_t sizes[] = {pk.n, 6, numel * es, 2}, zlen = 0;
+    uint8_t *zb = pk.oom ? NULL : sdc_torch_zip_image(names, data, sizes, 4, &zlen);
+    free(raw);
+    free(pk.p);
+    if (!zb) return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory", path);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "wb");
+    int ok = fp && fwrite(zb, 1, zlen, fp) == zlen;
+    if (fp && fclose(fp) != 0) ok = 0;
+    free(zb);
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return sdc_fail(err, SDC_E_IO, "%s: cannot write", path);
+    }
+    return SDC_OK;
+}

@@ -6,6 +6,7 @@
  * other values "t<id>", and the helper values inside one op's decomposition "t<id>_<k>". */
 #include "export/onnx_export.h"
 
+#include "model/model.h"
 #include "onnx.pb-c.h"
 
 #include <float.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #define ONNX_F32 ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
+#define ONNX_F16 ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16
 #define ONNX_I32 ONNX__TENSOR_PROTO__DATA_TYPE__INT32
 #define ONNX_I64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
 #define EXTERNAL_MIN_BYTES 1024
@@ -40,6 +42,7 @@ typedef struct exporter {
     const char *data_location;
     int64_t data_off;
     int n_const;
+    int fp16;            /* SDC_ONNX_FP16: float initializers written as float16 */
     int oom;
     sdc_error *err;
     sdc_status status;
@@ -114,6 +117,17 @@ static int push(exporter *ex, void ***arr, size_t *n, size_t *cap, void *item) {
 /* Adds an initializer; takes ownership of the malloc'd `bytes`. */
 static const char *add_init(exporter *ex, const char *name, int dtype, int ndim, const int64_t *dims,
                             void *bytes, size_t nbytes) {
+    if (ex->fp16 && dtype == ONNX_F32) { // float16 in place, saturating finite values at +-65504
+        size_t n = nbytes / sizeof(float);
+        const float *f = bytes;
+        uint16_t *h = bytes;
+        for (size_t i = 0; i < n; i++) {
+            float v = f[i];
+            h[i] = sdc_f32_to_f16(v > 65504.0f && v <= FLT_MAX ? 65504.0f : v < -65504.0f && v >= -FLT_MAX ? -65504.0f : v);
+        }
+        nbytes = n * sizeof *h;
+        dtype = ONNX_F16;
+    }
     Onnx__TensorProto *t = alloc(ex, sizeof *t);
     int64_t *d = alloc(ex, (ndim ? ndim : 1) * sizeof *d);
     if (!t || !d || !name) {
@@ -580,9 +594,10 @@ static sdc_status write_file(exporter *ex, const char *path, const uint8_t *buf,
 }
 
 sdc_status sdc_onnx_export(const sdc_graph *g, const sdc_onnx_port *inputs, int n_in,
-                           sdc_onnx_port output, const char *path, int external, int *used_external,
+                           sdc_onnx_port output, const char *path, int flags, int *used_external,
                            sdc_error *err) {
-    exporter ex = {.g = g, .err = err, .status = SDC_OK};
+    exporter ex = {.g = g, .err = err, .status = SDC_OK, .fp16 = (flags & SDC_ONNX_FP16) != 0};
+    const int ft = ex.fp16 ? ONNX_F16 : ONNX_F32;
     int N = g->n_nodes;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16), *data_path = malloc(plen + 16), *data_tmp = malloc(plen + 16);
@@ -654,7 +669,7 @@ sdc_status sdc_onnx_export(const sdc_graph *g, const sdc_onnx_port *inputs, int 
                 goto done;
             }
         }
-    int ext = external == SDC_ONNX_EXTERNAL_ALWAYS || weights_bytes(g, live) > SDC_ONNX_INLINE_MAX;
+    int ext = (flags & SDC_ONNX_EXTERNAL_ALWAYS) || weights_bytes(g, live) / (ex.fp16 ? 2 : 1) > SDC_ONNX_INLINE_MAX;
     if (ext) {
         const char *slash = strrchr(data_path, '/');
         ex.data_location = slash ? slash + 1 : data_path;
@@ -682,9 +697,9 @@ sdc_status sdc_onnx_export(const sdc_graph *g, const sdc_onnx_port *inputs, int 
     if (!gin) goto done;
     for (int k = 0; k < n_in; k++) {
         const sdc_node *n = &g->nodes[inputs[k].value];
-        gin[k] = value_info(&ex, inputs[k].name, inputs[k].int32 ? ONNX_I32 : ONNX_F32, n->ndim, n->shape);
+        gin[k] = value_info(&ex, inputs[k].name, inputs[k].int32 ? ONNX_I32 : ft, n->ndim, n->shape);
     }
-    gout[0] = value_info(&ex, output.name, ONNX_F32, g->nodes[output.value].ndim, g->nodes[output.value].shape);
+    gout[0] = value_info(&ex, output.name, ft, g->nodes[output.value].ndim, g->nodes[output.value].shape);
     if (ex.oom) goto done;
     graph.name = "sdc";
     graph.n_node = ex.n_nodes;
@@ -753,4 +768,67 @@ done:
     free(data_path);
     free(data_tmp);
     return ex.status;
+}
+
+/* ------------------------------------------------------------------ the three networks */
+
+#define TEMB_NAME "/down_blocks.0/resnets.0/act_1/Mul_output_0"
+
+sdc_status sdc_export_onnx(const sdc_model *m, sdc_export_part part, const sdc_export_opts *o, const char *path,
+                           int *used_external, sdc_error *err) {
+    static const char *what[3] = {"text encoder", "UNet", "VAE decoder"};
+    if (used_external) *used_external = 0;
+    if ((int)part < 0 || part > SDC_EXPORT_VAE) return sdc_fail(err, SDC_E_INVALID_ARG, "ONNX export: unknown part %d", (int)part);
+    if (o->width < 8 || o->height < 8 || o->width > 2048 || o->height > 2048 || o->width % 8 || o->height % 8)
+        return sdc_fail(err, SDC_E_INVALID_ARG, "size %dx%d: width and height must be multiples of 8 in 8..2048",
+                        o->width, o->height);
+    if (o->fp16 && o->timestep_input && part == SDC_EXPORT_UNET)
+        return sdc_fail(err, SDC_E_UNSUPPORTED, "%s: a float16 UNet takes the time embedding, not a timestep "
+                        "(float16 cannot carry the sinusoidal embedding of t up to 999)", path);
+    int present = part == SDC_EXPORT_TEXT ? m->has_clip : part == SDC_EXPORT_UNET ? m->has_unet : m->has_vae;
+    if (!present) return sdc_fail(err, SDC_E_FORMAT, "%s: the checkpoint lacks the %s", m->path, what[part]);
+    sdc_graph g;
+    sdc_onnx_port in[3], out;
+    int n_in = 0, h = o->height / 8, w = o->width / 8;
+    sdc_model_graph_init(&g, m, part == SDC_EXPORT_TEXT ? SDC_CLIP_PREFIX : part == SDC_EXPORT_UNET ? SDC_UNET_PREFIX : SDC_VAE_PREFIX);
+    if (part == SDC_EXPORT_TEXT) {
+        int64_t s[2] = {1, SDC_CLIP_CTX};
+        in[n_in++] = (sdc_onnx_port){sdc_g_input(&g, "input_ids", 2, s), "input_ids", 1};
+        out = (sdc_onnx_port){sdc_clip_build(&g, &m->clip, in[0].value, 1), "last_hidden_state", 0};
+    } else if (part == SDC_EXPORT_UNET) {
+        int64_t xs[4] = {1, m->unet.in_ch, h, w}, ts[1] = {1}, es[2] = {1, m->unet.time_dim},
+                cs[3] = {1, SDC_CLIP_CTX, m->unet.ctx_dim};
+        in[n_in++] = (sdc_onnx_port){sdc_g_input(&g, "sample", 4, xs), "sample", 0};
+        in[n_in++] = (sdc_onnx_port){sdc_g_input(&g, "encoder_hidden_states", 3, cs), "encoder_hidden_states", 0};
+        if (o->timestep_input) in[n_in++] = (sdc_onnx_port){sdc_g_input(&g, "timestep", 1, ts), "timestep", 0};
+        else in[n_in++] = (sdc_onnx_port){sdc_g_input(&g, "temb", 2, es), TEMB_NAME, 0};
+        int v = sdc_unet_build(&g, &m->unet, in[0].value, o->timestep_input ? in[2].value : -1, in[1].value,
+                               o->timestep_input ? -1 : in[2].value);
+        out = (sdc_onnx_port){v, "out_sample", 0};
+    } else {
+        int64_t zs[4] = {1, m->vae.z_ch, h, w};
+        in[n_in++] = (sdc_onnx_port){sdc_g_input(&g, "latent", 4, zs), "latent", 0};
+        out = (sdc_onnx_port){sdc_vae_decoder_build(&g, &m->vae, in[0].value), "sample", 0};
+    }
+    sdc_status s;
+    if (!sdc_graph_ok(&g) || out.value < 0)
+        s = sdc_fail(err, g.err.code != SDC_OK ? g.err.code : SDC_E_FORMAT, "%s: %s", path,
+                     g.err.msg[0] ? g.err.msg : "cannot build the graph");
+    else
+        s = sdc_onnx_export(&g, in, n_in, out, path, o->external | (o->fp16 ? SDC_ONNX_FP16 : 0), used_external, err);
+    sdc_graph_free(&g);
+    return s;
+}
+
+const char *sdc_export_ort_scripts(char *buf, size_t cap) {
+    const char *env = getenv("SDC_ORT_SCRIPTS");
+#ifdef SDC_DATA_DIR
+    const char *dir = env && *env ? env : SDC_DATA_DIR "/../tests/ort";
+#else
+    const char *dir = env && *env ? env : "tests/ort";
+#endif
+    char probe[4200];
+    if (snprintf(probe, sizeof probe, "%s/run_export.js", dir) >= (int)sizeof probe || access(probe, R_OK) != 0) return NULL;
+    if (snprintf(buf, cap, "%s", dir) >= (int)cap) return NULL;
+    return buf;
 }

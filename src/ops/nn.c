@@ -1,11 +1,8 @@
 /* src/ops/nn.c: norms, attention, activations and layout kernels (see nn.h for the contract). */
 #include "ops/nn.h"
 
-#include "core/error.h"
-#include "ops/gemm.h"
-
 #include <math.h>
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Splits [0, n) into nth nearly equal contiguous ranges; returns thread ith's range. */
@@ -13,6 +10,121 @@ static inline void split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t
     int64_t per = n / nth, rem = n % nth;
     *lo = ith * per + (ith < rem ? ith : rem);
     *hi = *lo + per + (ith < rem);
+}
+
+/* ================================================================ vector math
+ *
+ * exp and erf on GNU C vectors of VL floats (16 lanes with AVX-512, 8 with AVX, 4 elsewhere;
+ * plain scalar code where the target has no SIMD), for the activations below. Everything is
+ * lane-wise: a value's result does not depend on its position, so the partial vector at the end
+ * of a run (computed in a zero-padded copy) and any thread split give the same bits. */
+
+#if defined(__AVX512F__)
+#define VL 16
+#elif defined(__AVX__)
+#define VL 8
+#else
+#define VL 4
+#endif
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+typedef uint32_t vu __attribute__((vector_size(VL * 4)));
+
+static inline vf splat(float x) { return (vf){0} + x; } /* (not for -0.0f: 0 + -0 = +0) */
+static inline vf vload(const float *p) { /* any alignment */
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+static inline vf vselect(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+/* min/max with a NaN in the first operand giving the second (as x86 minps/maxps) */
+static inline vf vmin(vf a, vf b) { return vselect(a < b, a, b); }
+static inline vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+
+/* e^x, about 1 ulp: x clamped to [-87, 88] (no overflow, no denormals); x = k ln2 + r,
+ * |r| <= ln2/2, with ln2 split in two for an exact reduction; e^r by Cephes' expf polynomial;
+ * 2^k built in the exponent bits: adding 1.5 * 2^23 + 127 rounds x log2(e) to an integer k and
+ * leaves k + 127 in the low mantissa bits, which one shift moves into the exponent. */
+static inline vf vexp(vf x) {
+    x = vmin(vmax(x, splat(-87.0f)), splat(88.0f));
+    const vf magic = splat(0x1.8p23f + 127.0f);
+    vf y = x * 1.44269504088896341f + magic;
+    vf k = y - magic;
+    vf r = x - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
+    vf p = splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p * (vf)((vu)y << 23);
+}
+
+/* erf(a), max error about 1 ulp (N. Juffa's erff, branch-free): for |a| <= 0.927734375 an odd
+ * polynomial, a + a p(a^2); above, 1 - e^(q(|a|)) with the sign of a, where q(t) ~ -t^2. |a| is
+ * clamped at 4, where erf rounds to 1 in float. */
+static inline vf verf(vf a) {
+    const vi sign = (vi){0} + INT32_MIN;
+    vf t = vmin(splat(4.0f), (vf)((vi)a & ~sign)); /* NaN stays NaN */
+    vf s = t * t;
+    vf r = t * -1.72853470e-5f + 3.83197126e-4f;
+    vf u = t * -3.88396438e-3f + 2.42546219e-2f;
+    r = r * s + u;
+    r = r * t + -1.06777877e-1f;
+    r = r * t + -6.34846687e-1f;
+    r = r * t + -1.28717512e-1f;
+    r = r * t - t;
+    vf big = 1.0f - vexp(r);
+    vf q = splat(-5.96761703e-4f);
+    q = q * s + 4.99119423e-3f;
+    q = q * s + -2.67681349e-2f;
+    q = q * s + 1.12819925e-1f;
+    q = q * s + -3.76125336e-1f;
+    q = q * s + 1.28379166e-1f;
+    vf small = q * t + t;
+    vf e = vselect(t > 0.927734375f, big, small);
+    return (vf)((vi)e | ((vi)a & sign));
+}
+
+/* x * sigmoid(c x) */
+static inline vf vsilu(vf x, float c) { return x / (1.0f + vexp(x * -c)); }
+
+/* y[n] = silu_c(x[n] * a + b), c = 1 (SiLU) or 1.702 (quick GELU); in-place allowed */
+static void silu_run(const float *x, float *y, int64_t n, float c, float a, float b) {
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) vstore(y + i, vsilu(vload(x + i) * a + b, c));
+    if (i < n) {
+        float t[VL] = {0};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+        vstore(t, vsilu(vload(t) * a + b, c));
+        memcpy(y + i, t, (size_t)(n - i) * sizeof(float));
+    }
+}
+/* 0.5 x (1 + erf(x / sqrt 2)), torch's exact GELU */
+static inline vf vgelu(vf x) { return 0.5f * x * (1.0f + verf(x * 0.70710678118654752f)); }
+
+/* sum of x[i] - m (squared with sq) over n values: lane-wise float sums over blocks of 64
+ * values, each block's lanes then added in double in a fixed order (norm statistics: accurate
+ * and independent of the thread count). */
+static double sum_dev(const float *x, int64_t n, float m, int sq) {
+    double total = 0.0;
+    for (int64_t i0 = 0; i0 < n; i0 += 64) {
+        int64_t i1 = i0 + 64 < n ? i0 + 64 : n, i = i0;
+        vf acc = {0};
+        for (; i + VL <= i1; i += VL) {
+            vf d = vload(x + i) - m;
+            acc += sq ? d * d : d;
+        }
+        for (; i < i1; i++) {
+            float d = x[i] - m;
+            acc[0] += sq ? d * d : d;
+        }
+        for (int l = 0; l < VL; l++) total += acc[l];
+    }
+    return total;
 }
 
 /* ================================================================ group norm */
@@ -36,26 +148,17 @@ static void gn_task(void *p, int ith, int nth) {
         const float *x = c->x + (b * c->C + grp * cpg) * c->S;
         float *y = c->y + (b * c->C + grp * cpg) * c->S;
         int64_t n = cpg * c->S;
-        double sum = 0.0;
-        for (int64_t i = 0; i < n; i++) sum += x[i];
-        double mean = sum / (double)n, var = 0.0;
-        for (int64_t i = 0; i < n; i++) {
-            double d = x[i] - mean;
-            var += d * d;
-        }
-        var /= (double)n;
-        float rstd = (float)(1.0 / sqrt(var + (double)c->eps));
+        double mean = sum_dev(x, n, 0.0f, 0) / (double)n;
         float fmean = (float)mean;
+        double var = sum_dev(x, n, fmean, 1) / (double)n;
+        float rstd = (float)(1.0 / sqrt(var + (double)c->eps));
         for (int64_t ch = 0; ch < cpg; ch++) {
             float a = c->gamma[grp * cpg + ch] * rstd;
             float bb = c->beta[grp * cpg + ch] - fmean * a;
             const float *xs = x + ch * c->S;
             float *ys = y + ch * c->S;
             if (c->silu)
-                for (int64_t i = 0; i < c->S; i++) {
-                    float v = xs[i] * a + bb;
-                    ys[i] = v / (1.0f + expf(-v));
-                }
+                silu_run(xs, ys, c->S, 1.0f, a, bb);
             else
                 for (int64_t i = 0; i < c->S; i++) ys[i] = xs[i] * a + bb;
         }
@@ -85,15 +188,9 @@ static void ln_task(void *p, int ith, int nth) {
     for (int64_t r = lo; r < hi; r++) {
         const float *x = c->x + r * c->D;
         float *y = c->y + r * c->D;
-        double sum = 0.0, var = 0.0;
-        for (int64_t i = 0; i < c->D; i++) sum += x[i];
-        double mean = sum / (double)c->D;
-        for (int64_t i = 0; i < c->D; i++) {
-            double d = x[i] - mean;
-            var += d * d;
-        }
+        float fmean = (float)(sum_dev(x, c->D, 0.0f, 0) / (double)c->D);
+        double var = sum_dev(x, c->D, fmean, 1);
         float rstd = (float)(1.0 / sqrt(var / (double)c->D + (double)c->eps));
-        float fmean = (float)mean;
         for (int64_t i = 0; i < c->D; i++) y[i] = (x[i] - fmean) * rstd * c->gamma[i] + c->beta[i];
     }
 }
@@ -102,152 +199,6 @@ void sdc_layer_norm(sdc_pool *pool, const float *x, float *y, int64_t R, int64_t
                     const float *gamma, const float *beta) {
     ln_ctx c = {x, y, R, D, eps, gamma, beta};
     sdc_pool_run(pool, ln_task, &c);
-}
-
-/* ================================================================ attention */
-
-#define ATTN_QBLOCK 64 /* query rows per task: the score buffer is [64, Nk] floats per thread */
-
-typedef struct {
-    const float *q, *k, *v;
-    float *o;
-    int64_t B, Nq, Nk, d, dv;
-    int heads, causal;
-    float *scratch; /* [nth][ATTN_QBLOCK * Nk] */
-} attn_ctx;
-
-/* exp(x) for x <= 0 (softmax arguments), branch-free so that the loops below vectorize:
- * x = k ln2 + r with |r| <= ln2/2, exp(r) by Cephes' degree-6 polynomial (about 1 ulp), times
- * 2^k built in the exponent bits. Arguments below -87 give exp(-87) ~ 1.6e-38 instead of a
- * denormal: nothing a softmax sum can see. */
-static inline float exp_nonpos(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float k = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - k * 0.693359375f;  /* ln2 split in two for an exact reduction */
-    r = r - k * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return p * scale;
-}
-
-/* Row-wise softmax of s[rows, Nk] scaled by `scale`; with causal, row r (global query index
- * q0 + r) sees keys 0..q0+r only and the rest are set to 0. Reductions use 16 partial lanes
- * combined in a fixed order: vectorizable and independent of the thread count. */
-static void softmax_rows(float *s, int64_t rows, int64_t Nk, float scale, int causal, int64_t q0) {
-    enum { L = 16 };
-    for (int64_t r = 0; r < rows; r++) {
-        float *row = s + r * Nk;
-        int64_t n = causal ? q0 + r + 1 : Nk;
-        float mxl[L];
-        for (int l = 0; l < L; l++) mxl[l] = -INFINITY;
-        int64_t j = 0;
-        for (; j + L <= n; j += L)
-            for (int l = 0; l < L; l++) {
-                float v = row[j + l] * scale;
-                row[j + l] = v;
-                mxl[l] = v > mxl[l] ? v : mxl[l];
-            }
-        float mx = -INFINITY;
-        for (; j < n; j++) {
-            row[j] *= scale;
-            mx = row[j] > mx ? row[j] : mx;
-        }
-        for (int l = 0; l < L; l++) mx = mxl[l] > mx ? mxl[l] : mx;
-        float suml[L] = {0};
-        j = 0;
-        for (; j + L <= n; j += L)
-            for (int l = 0; l < L; l++) {
-                float e = exp_nonpos(row[j + l] - mx);
-                row[j + l] = e;
-                suml[l] += e;
-            }
-        double sum = 0.0;
-        for (; j < n; j++) {
-            row[j] = exp_nonpos(row[j] - mx);
-            sum += row[j];
-        }
-        for (int l = 0; l < L; l++) sum += suml[l];
-        float inv = (float)(1.0 / sum);
-        for (j = 0; j < n; j++) row[j] *= inv;
-        for (j = n; j < Nk; j++) row[j] = 0.0f;
-    }
-}
-
-static void attn_task(void *p, int ith, int nth) {
-    const attn_ctx *c = p;
-    int64_t qblocks = (c->Nq + ATTN_QBLOCK - 1) / ATTN_QBLOCK;
-    int64_t n_tasks = c->B * c->heads * qblocks;
-    int64_t ldq = (int64_t)c->heads * c->d, ldv = (int64_t)c->heads * c->dv;
-    float *s = c->scratch + (size_t)ith * ATTN_QBLOCK * c->Nk;
-    float scale = 1.0f / sqrtf((float)c->d);
-    for (int64_t task = ith; task < n_tasks; task += nth) {
-        int64_t b = task / (c->heads * qblocks), rem = task % (c->heads * qblocks);
-        int64_t h = rem / qblocks, q0 = (rem % qblocks) * ATTN_QBLOCK;
-        int64_t rows = c->Nq - q0 < ATTN_QBLOCK ? c->Nq - q0 : ATTN_QBLOCK;
-        int64_t nk = c->causal ? q0 + rows : c->Nk; /* keys past the block's last query are masked */
-        const float *qp = c->q + (b * c->Nq + q0) * ldq + h * c->d;
-        const float *kp = c->k + b * c->Nk * ldq + h * c->d;
-        const float *vp = c->v + b * c->Nk * ldv + h * c->dv;
-        float *op = c->o + (b * c->Nq + q0) * ldv + h * c->dv;
-        // scores[rows, nk] = q[rows, d] . k[nk, d]^T
-        sdc_gemm_args sg = {.M = (int)rows, .N = (int)nk, .K = (int)c->d,
-                            .A = {qp, SDC_F32, ldq, 1}, .B = {kp, SDC_F32, 1, ldq},
-                            .C = s, .ldc = c->Nk};
-        sdc_gemm(NULL, &sg);
-        softmax_rows(s, rows, c->Nk, scale, c->causal, q0);
-        // out[rows, dv] = p[rows, nk] . v[nk, dv]
-        sdc_gemm_args og = {.M = (int)rows, .N = (int)c->dv, .K = (int)nk,
-                            .A = {s, SDC_F32, c->Nk, 1}, .B = {vp, SDC_F32, ldv, 1},
-                            .C = op, .ldc = ldv};
-        sdc_gemm(NULL, &og);
-    }
-}
-
-int sdc_attention(sdc_pool *pool, const float *q, const float *k, const float *v, float *o,
-                  int64_t B, int64_t Nq, int64_t Nk, int heads, int64_t d, int64_t dv, int causal) {
-    int nth = sdc_pool_size(pool);
-    size_t n = sdc_mul_size(sdc_mul_size((size_t)nth, ATTN_QBLOCK), (size_t)Nk);
-    float *scratch = n ? malloc(n * sizeof(float)) : NULL;
-    if (!scratch) return -1;
-    attn_ctx c = {q, k, v, o, B, Nq, Nk, d, dv, heads, causal, scratch};
-    sdc_pool_run(pool, attn_task, &c);
-    free(scratch);
-    return 0;
-}
-
-void sdc_attention_ref(const float *q, const float *k, const float *v, float *o, int64_t B,
-                       int64_t Nq, int64_t Nk, int heads, int64_t d, int64_t dv, int causal) {
-    int64_t ldq = (int64_t)heads * d, ldv = (int64_t)heads * dv;
-    double *p = malloc((size_t)Nk * sizeof(double));
-    if (!p) return;
-    for (int64_t b = 0; b < B; b++)
-        for (int h = 0; h < heads; h++)
-            for (int64_t i = 0; i < Nq; i++) {
-                int64_t n = causal ? i + 1 : Nk;
-                double mx = -INFINITY, sum = 0.0;
-                for (int64_t j = 0; j < n; j++) {
-                    double dot = 0.0;
-                    for (int64_t e = 0; e < d; e++)
-                        dot += (double)q[(b * Nq + i) * ldq + h * d + e] * k[(b * Nk + j) * ldq + h * d + e];
-                    p[j] = dot / sqrt((double)d);
-                    if (p[j] > mx) mx = p[j];
-                }
-                for (int64_t j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
-                for (int64_t e = 0; e < dv; e++) {
-                    double acc = 0.0;
-                    for (int64_t j = 0; j < n; j++) acc += p[j] * v[(b * Nk + j) * ldv + h * dv + e];
-                    o[(b * Nq + i) * ldv + h * dv + e] = (float)(acc / sum);
-                }
-            }
-    free(p);
 }
 
 /* ================================================================ elementwise */
@@ -260,7 +211,7 @@ typedef struct {
     int kind;
 } ew_ctx;
 
-enum { EW_SILU, EW_QUICK_GELU, EW_SCALE, EW_ADD, EW_GEGLU };
+enum { EW_SILU, EW_QUICK_GELU, EW_SCALE, EW_ADD, EW_GEGLU, EW_ERF };
 
 static void ew_task(void *p, int ith, int nth) {
     const ew_ctx *c = p;
@@ -270,10 +221,8 @@ static void ew_task(void *p, int ith, int nth) {
     float *y = c->y;
     switch (c->kind) {
     case EW_SILU:
-        for (int64_t i = lo; i < hi; i++) y[i] = a[i] / (1.0f + expf(-a[i]));
-        break;
     case EW_QUICK_GELU:
-        for (int64_t i = lo; i < hi; i++) y[i] = a[i] / (1.0f + expf(-1.702f * a[i]));
+        silu_run(a + lo, y + lo, hi - lo, c->kind == EW_SILU ? 1.0f : 1.702f, 1.0f, 0.0f);
         break;
     case EW_SCALE:
         for (int64_t i = lo; i < hi; i++) y[i] = a[i] * c->s;
@@ -284,13 +233,35 @@ static void ew_task(void *p, int ith, int nth) {
         else
             for (int64_t i = lo; i < hi; i++) y[i] = a[i] + c->b[i % c->nb];
         break;
-    case EW_GEGLU: /* here n counts output values, rows of F */
-        for (int64_t i = lo; i < hi; i++) {
-            int64_t r = i / c->F, f = i % c->F;
-            float h = a[r * 2 * c->F + f], gate = a[r * 2 * c->F + c->F + f];
-            y[i] = h * (0.5f * gate * (1.0f + erff(gate * 0.70710678118654752f)));
+    case EW_ERF: {
+        int64_t i = lo;
+        for (; i + VL <= hi; i += VL) vstore(y + i, verf(vload(a + i)));
+        if (i < hi) {
+            float t[VL] = {0};
+            memcpy(t, a + i, (size_t)(hi - i) * sizeof(float));
+            vstore(t, verf(vload(t)));
+            memcpy(y + i, t, (size_t)(hi - i) * sizeof(float));
         }
         break;
+    }
+    case EW_GEGLU: { /* here n counts output values, rows of F; the split is by rows */
+        const int64_t F = c->F;
+        split_range(c->n / F, ith, nth, &lo, &hi);
+        for (int64_t r = lo; r < hi; r++) {
+            const float *h = a + r * 2 * F, *gate = h + F; // [F] each
+            float *yr = y + r * F;
+            int64_t f = 0;
+            for (; f + VL <= F; f += VL) vstore(yr + f, vload(h + f) * vgelu(vload(gate + f)));
+            if (f < F) { /* the same in a zero-padded vector */
+                float th[VL] = {0}, tg[VL] = {0};
+                memcpy(th, h + f, (size_t)(F - f) * sizeof(float));
+                memcpy(tg, gate + f, (size_t)(F - f) * sizeof(float));
+                vstore(th, vload(th) * vgelu(vload(tg)));
+                memcpy(yr + f, th, (size_t)(F - f) * sizeof(float));
+            }
+        }
+        break;
+    }
     }
 }
 
@@ -310,6 +281,9 @@ void sdc_scale(sdc_pool *pool, const float *x, float *y, int64_t n, float s) {
 }
 void sdc_add(sdc_pool *pool, const float *a, const float *b, float *y, int64_t n, int64_t nb) {
     ew_run(pool, &(ew_ctx){.a = a, .b = b, .y = y, .n = n, .nb = nb, .kind = EW_ADD});
+}
+void sdc_erf(sdc_pool *pool, const float *x, float *y, int64_t n) {
+    ew_run(pool, &(ew_ctx){.a = x, .y = y, .n = n, .kind = EW_ERF});
 }
 void sdc_geglu(sdc_pool *pool, const float *x, float *y, int64_t R, int64_t F) {
     ew_run(pool, &(ew_ctx){.a = x, .y = y, .n = R * F, .F = F, .kind = EW_GEGLU});

@@ -3,10 +3,9 @@
  * All take float32 contiguous C-order buffers and a thread pool (NULL = calling thread). Each
  * kernel splits its outer loop by (ith, nth) so that every output element is computed by one
  * thread in a fixed order: results do not depend on the thread count. Reductions (norm
- * statistics, softmax sums) accumulate in double over a fixed order, for accuracy.
+ * statistics) accumulate in double over a fixed order, for accuracy.
  *
- * The attention kernel works on blocks of query rows with a [rows, Nk] score buffer per thread,
- * never an [Nq, Nk] matrix; sdc_attention_ref is the plain oracle it is tested against. */
+ * Attention has its own file: ops/attention.h. */
 #ifndef SDC_OPS_NN_H
 #define SDC_OPS_NN_H
 
@@ -22,22 +21,15 @@ void sdc_group_norm(sdc_pool *pool, const float *x, float *y, int64_t B, int64_t
 void sdc_layer_norm(sdc_pool *pool, const float *x, float *y, int64_t R, int64_t D, float eps,
                     const float *gamma, const float *beta);
 
-/* Multi-head attention, scale 1/sqrt(d):
- *   q[B, Nq, H*d], k[B, Nk, H*d], v[B, Nk, H*dv] -> o[B, Nq, H*dv]
- * causal: query i attends to keys 0..i only. Scratch: sdc_attention_scratch_floats() per thread,
- * allocated inside; returns 0 or -1 when scratch cannot be allocated. */
-int sdc_attention(sdc_pool *pool, const float *q, const float *k, const float *v, float *o,
-                  int64_t B, int64_t Nq, int64_t Nk, int heads, int64_t d, int64_t dv, int causal);
-void sdc_attention_ref(const float *q, const float *k, const float *v, float *o, int64_t B,
-                       int64_t Nq, int64_t Nk, int heads, int64_t d, int64_t dv, int causal);
-
 /* Elementwise, n values (in-place allowed where x == y). */
 void sdc_silu(sdc_pool *pool, const float *x, float *y, int64_t n);
 void sdc_quick_gelu(sdc_pool *pool, const float *x, float *y, int64_t n);
 void sdc_scale(sdc_pool *pool, const float *x, float *y, int64_t n, float s);
 /* y[n] = a[n] + b[n % nb] (b broadcast as a trailing suffix). */
 void sdc_add(sdc_pool *pool, const float *a, const float *b, float *y, int64_t n, int64_t nb);
-/* y[R, F] = x[R, :F] * gelu_erf(x[R, F:]) from x[R, 2F]. */
+/* y[n] = erf(x[n]), max error about 1 ulp (vectorized, branch-free). */
+void sdc_erf(sdc_pool *pool, const float *x, float *y, int64_t n);
+/* y[R, F] = x[R, :F] * gelu_erf(x[R, F:]) from x[R, 2F], gelu_erf(g) = g/2 (1 + erf(g/sqrt 2)). */
 void sdc_geglu(sdc_pool *pool, const float *x, float *y, int64_t R, int64_t F);
 /* y[B, C, S] = x + v[B, C] broadcast over S. */
 void sdc_add_channel(sdc_pool *pool, const float *x, const float *v, float *y, int64_t B,

@@ -4,7 +4,8 @@
 #   1. bench_ops: GEMM / conv2d GFLOP/s, optimized vs the plain C reference (same run)
 #   2. mkmodel --full --dtype f16 time
 #   3. bench_model: load time, RSS after load, text encoder for one prompt, one UNet call
-#   4. txt2img at 512x512 and 320x480 (a few steps), with stage timings and peak RSS
+#   4. sdc bench: whole generations at 512x512 and 320x480 in both memory modes: per-stage seconds,
+#      median UNet step, GFLOP/s per op kind against the measured FMA peak, peak RSS
 # Usage: bash bench/bench.sh [THREADS] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,8 @@ echo "== load, text encoder, one UNet call (threads $THREADS)"
 sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 ./build/bench_model "$M" "$THREADS"
 
-for size in "512 512" "320 480"; do
-    set -- $size
-    echo "== txt2img ${1}x${2}, $STEPS steps, threads $THREADS"
-    /usr/bin/time -f "peak RSS %M KB, wall %e s" ./build/sdc txt2img -m "$M" -p "a photo of a cat" \
-        -W "$1" -H "$2" --steps "$STEPS" -t "$THREADS" -o "$DIR/bench_${1}x${2}.png"
-done
+echo "== sdc bench: 512x512 and 320x480, $STEPS steps DPM++ 2M, CFG 7, threads $THREADS, normal and --low-memory"
+# one fresh process per run (peak RSS of that run alone); the table here, JSON lines in the file
+rm -f "$DIR/bench.jsonl"
+./build/sdc bench -m "$M" --steps "$STEPS" -t "$THREADS" --memory both --json-out "$DIR/bench.jsonl"
+echo "(JSON lines in $DIR/bench.jsonl)"

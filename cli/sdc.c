@@ -17,6 +17,9 @@
     X(decode, "VAE decoder stage: latent -> image (.npy or .png)")                                 \
     X(parse_prompt, "A1111 prompt syntax: (weights), BREAK, [a:b:N] editing, AND (--json)")        \
     X(export, "write the text encoder, UNet and VAE decoder as ONNX for one image size")           \
+    X(calib, "record NPU calibration sets while sampling; pulsar2 configs and manifest")          \
+    X(deploy, "export + calib into one folder: the whole NPU deploy kit from one checkpoint")     \
+    X(bench, "time whole generations: per-stage seconds, GFLOP/s vs the FMA peak, peak RSS")     \
 
 #define DECLARE(name, summary) int cmd_##name(int argc, char **argv);
 SDC_COMMANDS(DECLARE)

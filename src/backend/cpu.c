@@ -1,6 +1,8 @@
 /* src/backend/cpu.c: memory planning and the op dispatch of the CPU backend. */
 #include "backend/cpu.h"
 
+#include "core/rss.h"
+#include "ops/attention.h"
 #include "ops/gemm.h"
 #include "ops/nn.h"
 
@@ -97,6 +99,7 @@ void sdc_cpu_plan_free(sdc_cpu_plan *p) {
     if (!p) return;
     free(p->offset);
     free(p->arena);
+    free(p->scratch);
     memset(p, 0, sizeof *p);
 }
 
@@ -163,9 +166,20 @@ static sdc_status run_node(sdc_cpu_plan *p, sdc_pool *pool, int i, sdc_error *er
     case SDC_OP_ATTENTION: {
         const sdc_node *k = &g->nodes[n->in[1]], *v = &g->nodes[n->in[2]];
         int heads = n->ip[0];
+        int64_t d = in0->shape[2] / heads, dv = v->shape[2] / heads;
+        size_t need = sdc_attention_scratch_floats(sdc_pool_size(pool), k->shape[1], heads, d, dv);
+        if (need > p->scratch_floats) { /* the first run only: later runs reuse it */
+            free(p->scratch);
+            p->scratch_floats = 0;
+            p->scratch = need < SIZE_MAX / sizeof(float) ? malloc(need * sizeof(float)) : NULL;
+            if (!p->scratch)
+                return sdc_fail(err, SDC_E_NOMEM, "attention: out of memory for %zu floats of scratch",
+                                need);
+            p->scratch_floats = need;
+        }
         if (sdc_attention(pool, x, IN(1), IN(2), y, in0->shape[0], in0->shape[1], k->shape[1], heads,
-                          in0->shape[2] / heads, v->shape[2] / heads, n->ip[1]) != 0)
-            return sdc_fail(err, SDC_E_NOMEM, "attention: out of memory for scratch");
+                          d, dv, n->ip[1], p->scratch, p->scratch_floats) != 0)
+            return sdc_fail(err, SDC_E_INVALID_ARG, "attention: invalid shapes (node %d)", i);
         return SDC_OK;
     }
     case SDC_OP_GEGLU: {
@@ -223,6 +237,18 @@ static sdc_status run_node(sdc_cpu_plan *p, sdc_pool *pool, int i, sdc_error *er
     return sdc_fail(err, SDC_E_BACKEND, "cpu backend: op %d not supported", (int)n->op);
 }
 
+/* Drops the mapped weights this node read (see release_lo in cpu.h). */
+static void release_weights(const sdc_cpu_plan *p, const sdc_node *n) {
+    for (int j = 0; j < n->n_in; j++) {
+        if (n->in[j] < 0) continue;
+        const sdc_node *w = &p->g->nodes[n->in[j]];
+        const char *d = w->data;
+        if (w->op != SDC_OP_WEIGHT || !d || d < p->release_lo || d >= p->release_hi) continue;
+        size_t bytes = (size_t)sdc_node_numel(w) * sdc_dtype_table[w->dtype].size;
+        if (bytes <= (size_t)(p->release_hi - d)) sdc_pages_release(d, bytes);
+    }
+}
+
 sdc_status sdc_cpu_run(sdc_cpu_plan *p, sdc_pool *pool, sdc_error *err) {
     for (int i = 0; i < p->g->n_nodes; i++) {
         const sdc_node *n = &p->g->nodes[i];
@@ -230,6 +256,7 @@ sdc_status sdc_cpu_run(sdc_cpu_plan *p, sdc_pool *pool, sdc_error *err) {
         double t0 = p->observer ? now_seconds() : 0.0;
         SDC_TRY(run_node(p, pool, i, err));
         if (p->observer) p->observer(p->observer_user, p->g, i, sdc_cpu_value(p, i), now_seconds() - t0);
+        if (p->release_hi) release_weights(p, n);
     }
     return SDC_OK;
 }

@@ -4,7 +4,8 @@
  * (a value's buffer is reused after its last consumer ran) and first-fit placement; inputs and
  * outputs keep their buffers for the plan's lifetime, so inputs set once stay valid. Running
  * (any number of times): fill the inputs, call sdc_cpu_run, read the outputs. Nothing is
- * allocated per run except the attention and im2col scratch inside the kernels.
+ * allocated per run except the GEMM/conv pack buffers inside the kernels (attention's scratch
+ * is kept in the plan, sized by the first run).
  *
  * An observer, when set, is called after every node with its output: this is how per-op timing,
  * activation dumps and calibration statistics hook in without touching model code. */
@@ -24,6 +25,14 @@ typedef struct sdc_cpu_plan {
     float *arena;
     sdc_observer_fn observer;
     void *observer_user;
+    /* Weights read on demand (low-memory mode): when release_hi is set, a weight whose data lies
+     * in [release_lo, release_hi), a read-only file mapping, has its pages dropped from memory
+     * (sdc_pages_release) right after each op that read it; the next run faults them back in. */
+    const char *release_lo, *release_hi;
+    /* Kernel scratch (attention): reserved by the first run that needs it, for that run's thread
+     * count, and reused by later runs; freed with the plan. */
+    float *scratch;
+    size_t scratch_floats;
 } sdc_cpu_plan;
 
 /* Plans memory for g and allocates the arena. */

@@ -6,17 +6,25 @@
  * One row per shape and weight dtype: the reference (sdc_gemm_ref, timed on the first few rows
  * only, it is slow), sdc_gemm on 1 and 2 threads, the speed-ups, and OpenBLAS cblas_sgemm (f32
  * rows) when libopenblas.so.0 can be loaded at run time (it is looked up with dlopen, so the
- * bench builds without it). Then conv2d 3x3 320->320 at 64x64 (one image) and the cost of an
- * empty sdc_pool_run. The shapes:
+ * bench builds without it). Then conv2d 3x3 320->320 at 64x64 (one image), the 3x3 convs of the
+ * UNet and VAE by direct conv and by Winograd ("winograd" rows), and the cost of an empty
+ * sdc_pool_run. The shapes:
  *   linear   y[M,N] = x[M,K] . W[N,K]^T  (W in checkpoint layout: B = {W, rs 1, cs K})
  *   conv     y[O,P] = W[O,K] . col[K,P]  (the GEMM inside a 3x3 conv: K = 9C)
  *   QK^T     s[4096,4096] = q . k^T, K = 40, q and k strided views of [tokens, 8 heads * 40]
  *   P.V      o[4096,40] = p[4096,4096] . v, v a strided view of [tokens, 8 heads * 40]
- *            (sdc_attention runs them per block of 64 queries, single-threaded per block: the
- *            "64-query block" rows are the calls it really makes) */
+ *            (the previous attention kernel ran them per block of 64 queries, single-threaded
+ *            per block: the "64-query block" rows are the calls it made)
+ * Then the "attention" rows: sdc_attention (flash-style) against that previous kernel, kept
+ * below as the baseline, on SD 1.5's attention shapes. */
 #define _GNU_SOURCE
 #include "core/threadpool.h"
+#include "core/error.h"
+#include "ops/attention.h"
 #include "ops/gemm.h"
+#include "ops/winograd.h"
+
+#include <math.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +270,227 @@ done:
     free(x), free(w32), free(bias), free(y), free(w16);
 }
 
+/* 3x3 pad-1 convolutions of SD 1.5 (UNet at batch 2 = one CFG step, VAE decoder at batch 1):
+ * the direct conv (im2col GEMM), Winograd F(4x4, 3x3) and the reference, all as GFLOP/s of the
+ * direct convolution's FLOPs (2*B*O*C*9*H*W) so that the columns compare times; "*" marks the
+ * path sdc_conv2d takes. */
+static void bench_winograd(sdc_pool *pool2) {
+    static const struct { const char *name; int B, C, O, H, W; } shapes[] = {
+        {"unet 320 @64x64", 2, 320, 320, 64, 64},   {"unet 640 @32x32", 2, 640, 640, 32, 32},
+        {"unet 1280 @16x16", 2, 1280, 1280, 16, 16}, {"unet 1280 @8x8", 2, 1280, 1280, 8, 8},
+        {"unet 960->320 @64x64", 2, 960, 320, 64, 64}, {"unet 2560->1280 @8x8", 2, 2560, 1280, 8, 8},
+        {"vae 512 @64x64", 1, 512, 512, 64, 64},    {"vae 512 @128x128", 1, 512, 512, 128, 128},
+        {"vae 256 @256x256", 1, 256, 256, 256, 256}, {"vae 128 @512x512", 1, 128, 128, 512, 512},
+    };
+    int header = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "winograd %s", shapes[i].name);
+        if (!strstr(name, filter)) continue;
+        if (!header++)
+            printf("\n%-32s %2s | %7s %7s %7s %7s %7s | %6s %6s\n", "conv 3x3 f16 (GFLOP/s direct)", "B",
+                   "ref", "dir 1T", "dir 2T", "wino 1T", "wino 2T", "w/d 1T", "w/d 2T");
+        int B = shapes[i].B, C = shapes[i].C, O = shapes[i].O, H = shapes[i].H, W = shapes[i].W;
+        size_t xn = (size_t)B * C * H * W, yn = (size_t)B * O * H * W, wn = (size_t)O * C * 9;
+        float *x = rand_floats(xn), *w32 = rand_floats(wn), *bias = rand_floats((size_t)O);
+        float *y = malloc(yn * sizeof(float));
+        uint16_t *w16 = malloc(wn * sizeof(uint16_t));
+        if (!x || !w32 || !bias || !y || !w16) {
+            printf("%-32s out of memory\n", name);
+            free(x), free(w32), free(bias), free(y), free(w16);
+            continue;
+        }
+        for (size_t k = 0; k < wn; k++) w16[k] = sdc_f32_to_f16(w32[k]);
+        sdc_conv2d_args a = {.x = x, .C = C, .H = H, .W = W, .w = w16, .wdtype = SDC_F16, .O = O,
+                             .kh = 3, .kw = 3, .bias = bias, .stride = 1, .pad = 1, .y = y, .batch = B};
+        double flops = 2.0 * B * O * C * 9 * H * W;
+        sdc_conv2d_args r = a; /* the reference on a 4x4 crop of one image and 16 channels out */
+        r.H = r.W = 4, r.O = 16, r.batch = 1;
+        double t0 = now_s();
+        sdc_conv2d_ref(&r);
+        double ref = 2.0 * 16 * C * 9 * 16 / (now_s() - t0) * 1e-9;
+        double d1 = TIME_GFLOPS(flops, sdc_conv2d_direct(NULL, &a));
+        double d2 = TIME_GFLOPS(flops, sdc_conv2d_direct(pool2, &a));
+        double w1 = TIME_GFLOPS(flops, sdc_conv2d_winograd(NULL, &a));
+        double w2 = TIME_GFLOPS(flops, sdc_conv2d_winograd(pool2, &a));
+        int win = sdc_winograd_preferred(&a);
+        printf("%-32s %2d | %7.2f %7.1f %6.1f%s %7.1f %6.1f%s | %6.2f %6.2f\n", name, B, ref, d1, d2,
+               win ? " " : "*", w1, w2, win ? "*" : " ", w1 / d1, w2 / d2);
+        free(x), free(w32), free(bias), free(y), free(w16);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Attention                                                                                       */
+
+/* The attention kernel of the previous version, kept as the baseline of the "attention" rows:
+ * blocks of 64 queries, scores by sdc_gemm (which re-packs the head's k for every block) into a
+ * [64, Nk] buffer, a row softmax, then P.V by sdc_gemm with N = dv; scratch malloc'd per call. */
+#define OLD_QBLOCK 64
+
+typedef struct {
+    const float *q, *k, *v;
+    float *o;
+    int64_t B, Nq, Nk, d, dv;
+    int heads, causal;
+    float *scratch; /* [nth][OLD_QBLOCK * Nk] */
+} old_attn_ctx;
+
+/* exp(x) for x <= 0 (softmax arguments), branch-free so that the loops below vectorize:
+ * x = k ln2 + r with |r| <= ln2/2, exp(r) by Cephes' degree-6 polynomial (about 1 ulp), times
+ * 2^k built in the exponent bits. Arguments below -87 give exp(-87) ~ 1.6e-38 instead of a
+ * denormal: nothing a softmax sum can see. */
+static inline float old_exp_nonpos(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float k = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - k * 0.693359375f;  /* ln2 split in two for an exact reduction */
+    r = r - k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+/* Row-wise softmax of s[rows, Nk] scaled by `scale`; with causal, row r (global query index
+ * q0 + r) sees keys 0..q0+r only and the rest are set to 0. Reductions use 16 partial lanes
+ * combined in a fixed order: vectorizable and independent of the thread count. */
+static void old_softmax_rows(float *s, int64_t rows, int64_t Nk, float scale, int causal, int64_t q0) {
+    enum { L = 16 };
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = s + r * Nk;
+        int64_t n = causal ? q0 + r + 1 : Nk;
+        float mxl[L];
+        for (int l = 0; l < L; l++) mxl[l] = -INFINITY;
+        int64_t j = 0;
+        for (; j + L <= n; j += L)
+            for (int l = 0; l < L; l++) {
+                float v = row[j + l] * scale;
+                row[j + l] = v;
+                mxl[l] = v > mxl[l] ? v : mxl[l];
+            }
+        float mx = -INFINITY;
+        for (; j < n; j++) {
+            row[j] *= scale;
+            mx = row[j] > mx ? row[j] : mx;
+        }
+        for (int l = 0; l < L; l++) mx = mxl[l] > mx ? mxl[l] : mx;
+        float suml[L] = {0};
+        j = 0;
+        for (; j + L <= n; j += L)
+            for (int l = 0; l < L; l++) {
+                float e = old_exp_nonpos(row[j + l] - mx);
+                row[j + l] = e;
+                suml[l] += e;
+            }
+        double sum = 0.0;
+        for (; j < n; j++) {
+            row[j] = old_exp_nonpos(row[j] - mx);
+            sum += row[j];
+        }
+        for (int l = 0; l < L; l++) sum += suml[l];
+        float inv = (float)(1.0 / sum);
+        for (j = 0; j < n; j++) row[j] *= inv;
+        for (j = n; j < Nk; j++) row[j] = 0.0f;
+    }
+}
+
+static void old_attn_task(void *p, int ith, int nth) {
+    const old_attn_ctx *c = p;
+    int64_t qblocks = (c->Nq + OLD_QBLOCK - 1) / OLD_QBLOCK;
+    int64_t n_tasks = c->B * c->heads * qblocks;
+    int64_t ldq = (int64_t)c->heads * c->d, ldv = (int64_t)c->heads * c->dv;
+    float *s = c->scratch + (size_t)ith * OLD_QBLOCK * c->Nk;
+    float scale = 1.0f / sqrtf((float)c->d);
+    for (int64_t task = ith; task < n_tasks; task += nth) {
+        int64_t b = task / (c->heads * qblocks), rem = task % (c->heads * qblocks);
+        int64_t h = rem / qblocks, q0 = (rem % qblocks) * OLD_QBLOCK;
+        int64_t rows = c->Nq - q0 < OLD_QBLOCK ? c->Nq - q0 : OLD_QBLOCK;
+        int64_t nk = c->causal ? q0 + rows : c->Nk; /* keys past the block's last query are masked */
+        const float *qp = c->q + (b * c->Nq + q0) * ldq + h * c->d;
+        const float *kp = c->k + b * c->Nk * ldq + h * c->d;
+        const float *vp = c->v + b * c->Nk * ldv + h * c->dv;
+        float *op = c->o + (b * c->Nq + q0) * ldv + h * c->dv;
+        // scores[rows, nk] = q[rows, d] . k[nk, d]^T
+        sdc_gemm_args sg = {.M = (int)rows, .N = (int)nk, .K = (int)c->d,
+                            .A = {qp, SDC_F32, ldq, 1}, .B = {kp, SDC_F32, 1, ldq},
+                            .C = s, .ldc = c->Nk};
+        sdc_gemm(NULL, &sg);
+        old_softmax_rows(s, rows, c->Nk, scale, c->causal, q0);
+        // out[rows, dv] = p[rows, nk] . v[nk, dv]
+        sdc_gemm_args og = {.M = (int)rows, .N = (int)c->dv, .K = (int)nk,
+                            .A = {s, SDC_F32, c->Nk, 1}, .B = {vp, SDC_F32, ldv, 1},
+                            .C = op, .ldc = ldv};
+        sdc_gemm(NULL, &og);
+    }
+}
+
+static int old_attention(sdc_pool *pool, const float *q, const float *k, const float *v, float *o,
+                  int64_t B, int64_t Nq, int64_t Nk, int heads, int64_t d, int64_t dv, int causal) {
+    int nth = sdc_pool_size(pool);
+    size_t n = sdc_mul_size(sdc_mul_size((size_t)nth, OLD_QBLOCK), (size_t)Nk);
+    float *scratch = n ? malloc(n * sizeof(float)) : NULL;
+    if (!scratch) return -1;
+    old_attn_ctx c = {q, k, v, o, B, Nq, Nk, d, dv, heads, causal, scratch};
+    sdc_pool_run(pool, old_attn_task, &c);
+    free(scratch);
+    return 0;
+}
+
+
+/* sdc_attention (flash-style, src/ops/attention.c) against the old kernel above and the
+ * reference (timed on a few queries), on SD 1.5's shapes at batch 2 (one CFG step), as GFLOP/s
+ * of 2*B*H*Nq*Nk*(d + dv) (the products; the softmax is not counted). */
+static void bench_attention(sdc_pool *pool2) {
+    static const struct { const char *name; int64_t Nq, Nk; int heads; int64_t d; int causal; } shapes[] = {
+        {"attention self 64x64 d40", 4096, 4096, 8, 40, 0},   {"attention cross 64x64 d40", 4096, 77, 8, 40, 0},
+        {"attention self 32x32 d80", 1024, 1024, 8, 80, 0},   {"attention cross 32x32 d80", 1024, 77, 8, 80, 0},
+        {"attention self 16x16 d160", 256, 256, 8, 160, 0},   {"attention self 8x8 d160", 64, 64, 8, 160, 0},
+        {"attention CLIP causal d64", 77, 77, 12, 64, 1},   {"attention vae 64x64 d512", 4096, 4096, 1, 512, 0},
+    };
+    int header = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (!strstr(shapes[i].name, filter)) continue;
+        if (!header++)
+            printf("\n%-26s %5s %5s %3s %4s | %7s %7s %7s %7s %7s | %6s %6s %5s\n",
+                   "attention (GFLOP/s)", "Nq", "Nk", "H", "d", "ref", "old 1T", "old 2T", "new 1T",
+                   "new 2T", "new/old", "2T", "2T/1T");
+        int64_t Nq = shapes[i].Nq, Nk = shapes[i].Nk, d = shapes[i].d;
+        int H = shapes[i].heads, causal = shapes[i].causal;
+        int64_t B = strstr(shapes[i].name, "vae") ? 1 : 2;
+        size_t nq = (size_t)(B * Nq * H * d), nk = (size_t)(B * Nk * H * d);
+        float *q = rand_floats(nq), *k = rand_floats(nk), *v = rand_floats(nk);
+        float *o = malloc(nq * sizeof(float));
+        size_t nsc = sdc_attention_scratch_floats(2, Nk, H, d, d);
+        float *sc = malloc(nsc * sizeof(float));
+        if (!q || !k || !v || !o || !sc) {
+            printf("%-26s out of memory\n", shapes[i].name);
+            free(q), free(k), free(v), free(o), free(sc);
+            continue;
+        }
+        double flops = 2.0 * B * H * (double)Nq * (double)Nk * (double)(2 * d);
+        double fs = causal ? 0.5 * (1.0 + 1.0 / (double)Nk) : 1.0; /* causal: half the pairs */
+        /* the reference on 4 queries of one head (non-causal: the same work per query) */
+        double t0 = now_s();
+        sdc_attention_ref(q, k, v, o, 1, 4, Nk, 1, d, d, 0);
+        double ref = 2.0 * 4 * (double)Nk * (double)(2 * d) / (now_s() - t0) * 1e-9;
+        double o1 = TIME_GFLOPS(flops * fs, old_attention(NULL, q, k, v, o, B, Nq, Nk, H, d, d, causal));
+        double o2 = TIME_GFLOPS(flops * fs, old_attention(pool2, q, k, v, o, B, Nq, Nk, H, d, d, causal));
+        double n1 = TIME_GFLOPS(flops * fs, sdc_attention(NULL, q, k, v, o, B, Nq, Nk, H, d, d, causal, sc, nsc));
+        double n2 = TIME_GFLOPS(flops * fs, sdc_attention(pool2, q, k, v, o, B, Nq, Nk, H, d, d, causal, sc, nsc));
+        printf("%-26s %5lld %5lld %3d %4lld | %7.2f %7.1f %7.1f %7.1f %7.1f | %6.2f %6.2f %5.2f\n",
+               shapes[i].name, (long long)Nq, (long long)Nk, H, (long long)d, ref, o1, o2, n1, n2,
+               n1 / o1, n2 / o2, n2 / n1);
+        free(q), free(k), free(v), free(o), free(sc);
+    }
+}
+
 static void empty_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
 
 static void bench_pool(sdc_pool *pool2) {
@@ -289,6 +518,8 @@ int main(int argc, char **argv) {
     printf("bench_ops: %s\n\n", blas_sgemm ? "OpenBLAS found (libopenblas.so.0)" : "OpenBLAS not found");
     bench_gemm(pool2);
     bench_conv(pool2);
+    bench_winograd(pool2);
+    bench_attention(pool2);
     bench_pool(pool2);
     sdc_pool_free(pool2);
     return 0;

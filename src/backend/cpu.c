@@ -141,15 +141,14 @@ static sdc_status run_node(sdc_cpu_plan *p, sdc_pool *pool, int i, sdc_error *er
     case SDC_OP_CONV2D: {
         const sdc_node *w = &g->nodes[n->in[1]];
         int64_t B = in0->shape[0], C = in0->shape[1], H = in0->shape[2], W = in0->shape[3];
-        int64_t O = n->shape[1], S = n->shape[2] * n->shape[3];
-        for (int64_t b = 0; b < B; b++) {
-            sdc_conv2d_args a = {.x = x + b * C * H * W, .C = (int)C, .H = (int)H, .W = (int)W,
-                                 .w = w->data, .wdtype = w->dtype, .O = (int)O,
-                                 .kh = (int)w->shape[2], .kw = (int)w->shape[3], .bias = IN(2),
-                                 .stride = n->ip[0], .pad = n->ip[1], .y = y + b * O * S};
-            if (sdc_conv2d(pool, &a) != 0)
-                return sdc_fail(err, SDC_E_NOMEM, "conv2d %s: out of memory for scratch", w->name);
-        }
+        int64_t O = n->shape[1];
+        /* one call for the whole batch: Winograd transforms each weight block once for all images */
+        sdc_conv2d_args a = {.x = x, .C = (int)C, .H = (int)H, .W = (int)W, .batch = (int)B,
+                             .w = w->data, .wdtype = w->dtype, .O = (int)O,
+                             .kh = (int)w->shape[2], .kw = (int)w->shape[3], .bias = IN(2),
+                             .stride = n->ip[0], .pad = n->ip[1], .y = y};
+        if (sdc_conv2d(pool, &a) != 0)
+            return sdc_fail(err, SDC_E_NOMEM, "conv2d %s: out of memory for scratch", w->name);
         return SDC_OK;
     }
     case SDC_OP_GROUP_NORM: {

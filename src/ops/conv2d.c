@@ -1,4 +1,4 @@
-/* src/ops/conv2d.c: 2-D convolution of one image as a GEMM, and its direct reference.
+/* src/ops/conv2d.c: 2-D convolution as a GEMM (or Winograd), and its direct reference.
  *
  *   y[O, P] = W[O, K] . col[K, P] (+ bias[O]) (+ y),  K = C*kh*kw,  P = Ho*Wo
  *   col[(c*kh + ki)*kw + kj, oh*Wo + ow] = x[c, oh*stride - pad + ki, ow*stride - pad + kj]
@@ -13,10 +13,16 @@
  * A 1x1 stride-1 unpadded convolution is already a GEMM on the image as it lies in memory
  * (B = x[C, H*W]); it takes the plain strided path.
  *
+ * 3x3 stride-1 pad-1 convolutions over enough 4x4 output tiles go to Winograd F(4x4, 3x3)
+ * (winograd.c, about 4x fewer multiply-adds); sdc_conv2d_direct never does. A batch is run image
+ * by image here (Winograd takes it whole).
+ *
  * sdc_conv2d_ref is the seven-loop oracle the tests compare against. */
 #include "ops/gemm.h"
+#include "ops/winograd.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -101,7 +107,7 @@ static void im2col_fill(const void *ctx, int k0, int kc, int j0, int n, float *d
 static int conv_shape(const sdc_conv2d_args *a, int *Ho, int *Wo, int *K) {
     if (!a->x || !a->w || !a->y || a->C <= 0 || a->H <= 0 || a->W <= 0 || a->O <= 0 ||
         a->kh <= 0 || a->kw <= 0 || a->stride <= 0 || a->pad < 0 || a->pad > INT_MAX / 4 ||
-        a->H > INT_MAX / 4 || a->W > INT_MAX / 4)
+        a->H > INT_MAX / 4 || a->W > INT_MAX / 4 || a->batch < 0)
         return 0;
     if (a->wdtype != SDC_F32 && a->wdtype != SDC_F16 && a->wdtype != SDC_BF16) return 0;
     int h = a->H + 2 * a->pad - a->kh, w = a->W + 2 * a->pad - a->kw;
@@ -114,22 +120,53 @@ static int conv_shape(const sdc_conv2d_args *a, int *Ho, int *Wo, int *K) {
     return 1;
 }
 
-int sdc_conv2d(sdc_pool *pool, const sdc_conv2d_args *a) {
+int sdc_conv2d_direct(sdc_pool *pool, const sdc_conv2d_args *a) {
     int Ho, Wo, K;
     if (!conv_shape(a, &Ho, &Wo, &K)) return -1;
     int P = Ho * Wo;
-    sdc_gemm_args g = {
-        .M = a->O, .N = P, .K = K,
-        .A = {a->w, a->wdtype, K, 1}, // W[O, K]
-        .C = a->y, .ldc = P,          // y[O, P]
-        .bias_row = a->bias, .accumulate = a->accumulate,
-    };
-    if (a->kh == 1 && a->kw == 1 && a->stride == 1 && a->pad == 0) {
-        g.B = (sdc_mat){a->x, SDC_F32, (ptrdiff_t)a->H * a->W, 1}; // x[C, H*W]
-        return sdc_gemm_ex(pool, &g, NULL, NULL);
+    for (int b = 0; b < (a->batch > 0 ? a->batch : 1); b++) {
+        const float *x = a->x + (size_t)b * a->C * a->H * a->W; // x[b]: [C, H, W]
+        sdc_gemm_args g = {
+            .M = a->O, .N = P, .K = K,
+            .A = {a->w, a->wdtype, K, 1},             // W[O, K]
+            .C = a->y + (size_t)b * a->O * P, .ldc = P, // y[b]: [O, P]
+            .bias_row = a->bias, .accumulate = a->accumulate,
+        };
+        int rc;
+        if (a->kh == 1 && a->kw == 1 && a->stride == 1 && a->pad == 0) {
+            g.B = (sdc_mat){x, SDC_F32, (ptrdiff_t)a->H * a->W, 1}; // x[C, H*W]
+            rc = sdc_gemm_ex(pool, &g, NULL, NULL);
+        } else {
+            im2col ic = {x, a->C, a->H, a->W, a->kh, a->kw, a->stride, a->pad, Wo};
+            rc = sdc_gemm_ex(pool, &g, im2col_fill, &ic); // col[K, P], packed on the fly
+        }
+        if (rc != 0) return rc; /* only the first image can fail: the scratch is the same */
     }
-    im2col ic = {a->x, a->C, a->H, a->W, a->kh, a->kw, a->stride, a->pad, Wo};
-    return sdc_gemm_ex(pool, &g, im2col_fill, &ic); // col[K, P], packed on the fly
+    return 0;
+}
+
+/* SDC_CONV=direct turns Winograd off, SDC_CONV=winograd uses it for every supported shape (to
+ * compare paths and to run the golden tests through it); unset or anything else: by the rule. */
+static int conv_mode(void) {
+    static _Atomic int mode = -1; /* 0 auto, 1 direct, 2 winograd */
+    int m = mode;
+    if (m < 0) {
+        const char *e = getenv("SDC_CONV");
+        m = e && !strcmp(e, "direct") ? 1 : e && !strcmp(e, "winograd") ? 2 : 0;
+        mode = m;
+    }
+    return m;
+}
+
+int sdc_conv2d(sdc_pool *pool, const sdc_conv2d_args *a) {
+    int Ho, Wo, K;
+    if (!conv_shape(a, &Ho, &Wo, &K)) return -1;
+    /* Winograd where it wins (winograd.c); if its scratch cannot be had, the direct conv's
+     * smaller scratch may still be */
+    int m = conv_mode();
+    int wino = m == 2 ? sdc_winograd_supported(a) : m == 0 && sdc_winograd_preferred(a);
+    if (wino && sdc_conv2d_winograd(pool, a) == 0) return 0;
+    return sdc_conv2d_direct(pool, a);
 }
 
 static float weight_at(const sdc_conv2d_args *a, size_t idx) {
@@ -147,6 +184,16 @@ static float weight_at(const sdc_conv2d_args *a, size_t idx) {
 void sdc_conv2d_ref(const sdc_conv2d_args *a) {
     int Ho, Wo, K;
     if (!conv_shape(a, &Ho, &Wo, &K)) return;
+    if (a->batch > 1) { /* image by image */
+        sdc_conv2d_args one = *a;
+        one.batch = 1;
+        for (int b = 0; b < a->batch; b++) {
+            one.x = a->x + (size_t)b * a->C * a->H * a->W;
+            one.y = a->y + (size_t)b * a->O * Ho * Wo;
+            sdc_conv2d_ref(&one);
+        }
+        return;
+    }
     for (int o = 0; o < a->O; o++)
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++) {

@@ -29,7 +29,9 @@
  *
  * Portability: the micro-kernel is written with GNU C vector extensions. The vector width and
  * the tile shape follow the target: AVX-512 (16 lanes, 14 x 32 tile), AVX/AVX2 (8 lanes, 6 x 16),
- * AArch64 NEON (4 lanes, 8 x 12), and plain SSE2 or anything else (4 lanes, 6 x 8). */
+ * AArch64 NEON (4 lanes, 8 x 12, with fmla by element: see kernel_nv), and plain SSE2 or anything
+ * else (4 lanes, 6 x 8). On AArch64, f16 weights are widened with NEON (vcvt_f32_f16) as they
+ * are packed. */
 #include "ops/gemm.h"
 
 #include <stdint.h>
@@ -270,6 +272,9 @@ typedef struct writeback {
 #error "no ROWS list for this MR"
 #endif
 _Static_assert(NV >= 1 && NV <= 3, "the kernel spells out up to 3 vectors per row");
+#if defined(__aarch64__)
+_Static_assert(MR == 8 && VL == 4, "the NEON kernel reads a column of A as two 4-lane vectors");
+#endif
 
 /* Write-back of one full row of the tile (nv vectors) at ci; row i of the tile. */
 static inline __attribute__((always_inline)) void
@@ -302,6 +307,19 @@ kernel_nv(const int nv, int kc, const float *restrict pa, const float *restrict 
         vf b0 = *(const vf *)pb, b1 = {0}, b2 = {0};
         if (nv > 1) b1 = *(const vf *)(pb + VL);
         if (nv > 2) b2 = *(const vf *)(pb + 2 * VL);
+#if defined(__aarch64__)
+        /* NEON: the 8 values of A come in two vectors and each update is one fmla by element
+         * (24 accumulators + 3 B + 2 A = 29 of the 32 registers). Spelled with scalars as below,
+         * GCC holds A in 8 registers and spills 4 accumulators to the stack on every k. */
+        float32x4_t a_lo = vld1q_f32(pa), a_hi = vld1q_f32(pa + 4);
+#define FMA(i)                                                                                     \
+    {                                                                                              \
+        float32x4_t a4 = (i) < 4 ? a_lo : a_hi;                                                    \
+        c##i##_0 = vfmaq_laneq_f32(c##i##_0, b0, a4, (i) & 3);                                     \
+        if (nv > 1) c##i##_1 = vfmaq_laneq_f32(c##i##_1, b1, a4, (i) & 3);                         \
+        if (nv > 2) c##i##_2 = vfmaq_laneq_f32(c##i##_2, b2, a4, (i) & 3);                         \
+    }
+#else
 #define FMA(i)                                                                                     \
     {                                                                                              \
         float a = pa[i];                                                                           \
@@ -309,6 +327,7 @@ kernel_nv(const int nv, int kc, const float *restrict pa, const float *restrict 
         if (nv > 1) c##i##_1 += a * b1;                                                            \
         if (nv > 2) c##i##_2 += a * b2;                                                            \
     }
+#endif
         ROWS(FMA)
 #undef FMA
         pa += MR;
@@ -349,6 +368,17 @@ static void kernel_wide(int kc, const float *pa, const float *pb, float *c, ptrd
 static void kernel_narrow(int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc, int m,
                           int n, const writeback *wb) {
     kernel_nv(1, kc, pa, pb, c, ldc, m, n, wb);
+}
+
+void sdc_gemm_tile_shape(int *mr, int *nr) {
+    *mr = MR;
+    *nr = NR;
+}
+
+void sdc_gemm_microkernel(int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                          int accumulate) {
+    writeback wb = {.overwrite = !accumulate};
+    kernel_wide(kc, pa, pb, c, ldc, MR, NR, &wb);
 }
 
 /* Width of the packed B panel that starts n columns before the block's end. */

@@ -51,11 +51,21 @@ typedef void (*sdc_gemm_bfill_fn)(const void *ctx, int k0, int kc, int j0, int n
 int sdc_gemm_ex(sdc_pool *pool, const sdc_gemm_args *g, sdc_gemm_bfill_fn bfill,
                 const void *bfill_ctx);
 
-/* 2-D convolution of one image, weights [O, C, kh, kw] in any float dtype, optional bias [O]:
- *   y[O, Ho, Wo] = conv(x[C, H, W]),  Ho = (H + 2*pad - kh)/stride + 1  (same for Wo).
- * Uses bounded scratch (im2col panels packed straight into the GEMM's pack buffers, a few MB per
- * thread whatever the image size), allocated internally per call; 1x1 stride-1 convs skip
- * im2col. Padding is symmetric (torch). Returns 0, or -1 when scratch cannot be allocated or the
+/* The micro-kernel itself, for kernels that pack their own operands (winograd.c): one MR x NR
+ * register tile, C[0..MR, 0..NR) (+)= pa . pb with pa packed as [kc][MR] (row i of the tile at
+ * pa[k*MR + i]) and pb as [kc][NR], pb aligned to 64 bytes. accumulate 0 overwrites C. The same
+ * FMA chain as sdc_gemm, so results do not depend on who calls it. */
+void sdc_gemm_tile_shape(int *mr, int *nr);
+void sdc_gemm_microkernel(int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                          int accumulate);
+
+/* 2-D convolution of a batch of images, weights [O, C, kh, kw] in any float dtype, optional bias [O]:
+ *   y[B, O, Ho, Wo] = conv(x[B, C, H, W]),  Ho = (H + 2*pad - kh)/stride + 1  (same for Wo),
+ * B = batch (0 means 1). Uses bounded scratch (im2col panels packed straight into the GEMM's pack
+ * buffers, a few MB per thread whatever the image size), allocated internally per call; 1x1
+ * stride-1 convs skip im2col; 3x3 stride-1 pad-1 convs on large enough images take the Winograd
+ * F(4x4, 3x3) path (winograd.h), whose per-call scratch is at most ~40 MB and which serves all
+ * images of the batch with one weight transform. Padding is symmetric (torch). Returns 0, or -1 when scratch cannot be allocated or the
  * arguments are invalid (sizes < 1, stride < 1, pad < 0, kernel larger than the padded image,
  * weights not F32/F16/BF16); y is then untouched. sdc_conv2d_ref ignores invalid arguments. */
 typedef struct sdc_conv2d_args {
@@ -65,9 +75,12 @@ typedef struct sdc_conv2d_args {
     int stride, pad;
     float *y;          /* [O, Ho, Wo] */
     int accumulate;    /* 1: y += conv(x) */
+    int batch;         /* images in x and y, contiguous; 0 means 1 */
 } sdc_conv2d_args;
 
 int sdc_conv2d(sdc_pool *pool, const sdc_conv2d_args *a);
+/* The same without Winograd: the im2col GEMM for every shape (tests and benchmarks). */
+int sdc_conv2d_direct(sdc_pool *pool, const sdc_conv2d_args *a);
 void sdc_conv2d_ref(const sdc_conv2d_args *a);
 
 #endif

@@ -8,11 +8,16 @@
 #   ort:    node + npm, then ONNX Runtime (npm onnxruntime-node, which ships its native library)
 #           and jpeg-js into the git-ignored ./node_modules: the reference that tests/cli/vaelight.sh
 #           compares sdc's vaelight decoder with (tests/ort/*.js)
+#   arm64:  the AArch64 cross build that scripts/test.sh runs under user-mode QEMU
+#           (cmake/aarch64-linux-gnu.cmake): gcc-aarch64-linux-gnu, qemu-user, and the target's
+#           zlib, libpng and protobuf-c from Debian's arm64 multiarch archive (adds that architecture)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS="build-essential cmake pkg-config libpng-dev zlib1g-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then PKGS="$PKGS nodejs npm"; fi
+PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user zlib1g-dev:arm64 libpng-dev:arm64 libprotobuf-c-dev:arm64"
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then $SUDO dpkg --add-architecture arm64; fi
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

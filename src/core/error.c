@@ -11,6 +11,10 @@ sdc_status sdc_fail(sdc_error *err, sdc_status code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    /* A message is one line whatever a file put into it (tensor names, zip entry names, pickle
+     * strings): control characters become '?'. */
+    for (char *c = err->msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     return code;
 }
 

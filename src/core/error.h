@@ -21,7 +21,8 @@ typedef struct sdc_error {
     char msg[SDC_ERRMSG_MAX];
 } sdc_error;
 
-/* Records the failure (printf-style message) and returns `code`. err may be NULL. */
+/* Records the failure (printf-style message) and returns `code`. err may be NULL. The message is
+ * kept to one line: control characters (e.g. a newline inside a name read from a file) become ?. */
 sdc_status sdc_fail(sdc_error *err, sdc_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

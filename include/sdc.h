@@ -241,6 +241,8 @@ void sdc_image_free(sdc_image *img); /* frees the buffers; accepts NULL */
 /* ------------------------------------------------------------------------------------------ */
 
 #define SDC_CLIP_CTX 77
+/* The longest conditioning sdc accepts: 200 chunks of 77 (a 15,000-token prompt). */
+#define SDC_MAX_CONTEXT_CHUNKS 200
 #define SDC_CLIP_BOS 49406
 #define SDC_CLIP_EOS 49407
 

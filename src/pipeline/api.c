@@ -117,8 +117,8 @@ sdc_status sdc_unet_eval(const sdc_model *m, const float *x, int batch, int h, i
     sdc_error e = {0};
     sdc_runner r = {0};
     if (check_batch(batch, &e) || check_latent_size(h, w, &e)) goto done;
-    if (T < 1 || T > 77 * 64) {
-        sdc_fail(&e, SDC_E_INVALID_ARG, "context length %d is outside 1..%d", T, 77 * 64);
+    if (T < 1 || T > SDC_CLIP_CTX * SDC_MAX_CONTEXT_CHUNKS) {
+        sdc_fail(&e, SDC_E_INVALID_ARG, "context length %d is outside 1..%d", T, SDC_CLIP_CTX * SDC_MAX_CONTEXT_CHUNKS);
         goto done;
     }
     if (sdc_runner_unet(&r, m, batch, h, w, T, 0, 0, &e)) goto done;

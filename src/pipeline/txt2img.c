@@ -118,9 +118,9 @@ static sdc_status resolve(const sdc_model *m, const sdc_txt2img_params *p, resol
     if ((p->cond != NULL) != (p->uncond != NULL))
         return sdc_fail(e, SDC_E_INVALID_ARG, "give both cond and uncond conditioning, or neither");
     if (p->cond && (p->cond_len < 77 || p->cond_len % 77 || p->uncond_len < 77 || p->uncond_len % 77 ||
-                    p->cond_len > 77 * 64 || p->uncond_len > 77 * 64))
-        return sdc_fail(e, SDC_E_INVALID_ARG, "conditioning lengths %d and %d must be multiples of 77",
-                        p->cond_len, p->uncond_len);
+                    p->cond_len > 77 * SDC_MAX_CONTEXT_CHUNKS || p->uncond_len > 77 * SDC_MAX_CONTEXT_CHUNKS))
+        return sdc_fail(e, SDC_E_INVALID_ARG, "conditioning lengths %d and %d must be multiples of 77 up to 77 x %d",
+                        p->cond_len, p->uncond_len, SDC_MAX_CONTEXT_CHUNKS);
     if (!p->cond && !m->has_clip)
         return sdc_fail(e, SDC_E_FORMAT, "%s: no text encoder; pass the conditioning instead", m->path);
     return SDC_OK;

@@ -75,7 +75,7 @@ static sdc_status next_chunk(line_state *L, int is_last, sdc_error *err) {
 /* Places an embedding's N token slots (and its fix) in the current chunk, which has room. */
 static sdc_status add_embedding(line_state *L, const sdc_embedding *e, double weight, sdc_error *err) {
     sdc_a1111_chunks *o = L->out;
-    enum { MAX_FIXES = 1 << 14 }; /* > 64 chunks x 75 slots: only empty embeddings get there */
+    enum { MAX_FIXES = 1 << 14 }; /* > 200 chunks x 75 slots: only empty embeddings get there */
     if (o->n_fixes == MAX_FIXES) return sdc_fail(err, SDC_E_LIMIT, "prompt uses embeddings more than %d times", MAX_FIXES);
     if (o->n_fixes == L->cap_fixes) {
         int cap = L->cap_fixes ? 2 * L->cap_fixes : 8;

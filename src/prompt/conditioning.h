@@ -44,7 +44,7 @@
 
 #define SDC_A1111_CHUNK 75      /* tokens per chunk between BOS and EOS */
 #define SDC_A1111_COMMA 267     /* ",</w>" */
-#define SDC_A1111_MAX_CHUNKS 64 /* 4800 tokens; the UNet context limit is 77 x 64 */
+#define SDC_A1111_MAX_CHUNKS SDC_MAX_CONTEXT_CHUNKS /* 15,000 tokens, the UNet's context limit */
 
 typedef enum sdc_emphasis {
     SDC_EMPHASIS_ORIGINAL = 0, /* webui's default */

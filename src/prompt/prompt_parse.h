@@ -29,7 +29,7 @@
 
 #include <stddef.h>
 
-#define SDC_PROMPT_MAX_BYTES 32768 /* bytes of one prompt (about 100 chunks of 75 tokens) */
+#define SDC_PROMPT_MAX_BYTES 65536 /* bytes of one prompt (a 10,000-token prompt is about 40-60 KB) */
 #define SDC_PROMPT_MAX_DEPTH 500   /* nesting of well-formed [..] / (..) for schedules */
 #define SDC_PROMPT_MAX_STEPS 10000 /* steps accepted by sdc_prompt_schedule_get */
 

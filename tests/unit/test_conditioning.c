@@ -13,6 +13,7 @@
 #include "prompt/conditioning.h"
 #include "prompt/prompt_parse.h"
 
+#include <math.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -317,13 +318,19 @@ static void check_pad_and_errors(void) {
               strstr(eb, "1.2.3"),
           "bad weight refused: %s", eb);
     CHECK(sdc_encode_a1111(model, NULL, "a", 1, &o, &n, eb, sizeof eb) == SDC_E_INVALID_ARG, "no tokenizer refused");
-    char *big = malloc(4 * 4900 + 1);
-    for (int i = 0; i < 4900; i++) memcpy(big + 4 * i, "cat ", 4);
-    big[4 * 4900] = 0;
-    CHECK(sdc_encode_a1111(model, tok, big, 1, &o, &n, eb, sizeof eb) == SDC_E_LIMIT, "66 chunks refused: %s", eb);
-    big[4 * 4000] = 0;
-    CHECK(sdc_encode_a1111(model, tok, big, 1, &o, &n, eb, sizeof eb) == SDC_OK && n == 77 * 54, "54 chunks: %d tokens",
-          n);
+    /* a 10,000-token prompt runs (134 chunks, as webui would); past 200 chunks one clear refusal */
+    enum { WORDS = 15100 };
+    char *big = malloc(4 * WORDS + 1);
+    for (int i = 0; i < WORDS; i++) memcpy(big + 4 * i, "cat ", 4);
+    big[4 * WORDS] = 0;
+    CHECK(sdc_encode_a1111(model, tok, big, 1, &o, &n, eb, sizeof eb) == SDC_E_LIMIT && strstr(eb, "200 chunks"),
+          "202 chunks refused: %s", eb);
+    big[4 * 10000] = 0;
+    CHECK(sdc_encode_a1111(model, tok, big, 1, &o, &n, eb, sizeof eb) == SDC_OK && n == 77 * 134,
+          "10,000 tokens: %d = 77 x 134 expected (%s)", n, eb);
+    int finite = o != NULL;
+    for (size_t i = 0; o && i < (size_t)n * 64; i++) finite &= isfinite(o[i]);
+    CHECK(finite, "10,000 tokens: finite conditioning");
     free(o);
     free(big);
     sdc_a1111_chunks ch;

@@ -8,25 +8,8 @@
 # - the table mode prints the FMA peak line, a header and one row (plus its op-kind line) per run;
 # - txt2img --low-memory writes the same PNG as the normal path at 64x64 (one VAE tile);
 # - bad arguments: exit 1, one line on stderr.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-rm -rf "$T"
-mkdir -p "$T"
-M=$SHARED/testdata/tiny/sd15-tiny-f32.safetensors
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-refused() { # refused DESCRIPTION CMD...: exit 1 and exactly one stderr line
-    local d=$1; shift
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    local rc=$? lines
-    lines=$(wc -l <"$T/err.txt")
-    if [ $rc -eq 1 ] && [ "$lines" -eq 1 ]; then pass
-    else fail "$d: exit $rc, $lines stderr lines"; cat "$T/err.txt" >&2; fi
-}
+. "$(dirname "$0")/lib/common.bash"
+M=$TINY
 
 # ---- --json: one object per line -------------------------------------------------------------
 if "$SDC" bench -m "$M" -W 64 -H 64 --steps 2 -t 2 --json >"$T/one.json" 2>"$T/err.txt"; then pass
@@ -81,17 +64,16 @@ grep -q "^64x64 *normal " "$T/table2.txt" && pass || fail "--json-out: no table 
     cmp -s "$T/n.png" "$T/l.png" && pass || fail "txt2img --low-memory differs from the normal path at 64x64"
 
 # ---- refusals ----------------------------------------------------------------------------------
-refused "no model" "$SDC" bench -W 64 -H 64
-refused "missing model" "$SDC" bench -m "$T/none.safetensors"
-refused "bad size list" "$SDC" bench -m "$M" --sizes 64x64,100x64
-refused "size not WxH" "$SDC" bench -m "$M" --sizes 64
-refused "width not a multiple of 8" "$SDC" bench -m "$M" -W 60 -H 64
-refused "steps 0" "$SDC" bench -m "$M" --steps 0
-refused "bad memory mode" "$SDC" bench -m "$M" --memory tiny
-refused "sizes and -W" "$SDC" bench -m "$M" --sizes 64x64 -W 64
-refused "unknown option" "$SDC" bench -m "$M" --bogus
-refused "stray argument" "$SDC" bench -m "$M" extra
-refused "json-out in a missing directory" "$SDC" bench -m "$M" -W 64 -H 64 --steps 1 --json-out "$T/nodir/x.jsonl"
+expect_refusal "no model" "$SDC" bench -W 64 -H 64
+expect_refusal "missing model" "$SDC" bench -m "$T/none.safetensors"
+expect_refusal "bad size list" "$SDC" bench -m "$M" --sizes 64x64,100x64
+expect_refusal "size not WxH" "$SDC" bench -m "$M" --sizes 64
+expect_refusal "width not a multiple of 8" "$SDC" bench -m "$M" -W 60 -H 64
+expect_refusal "steps 0" "$SDC" bench -m "$M" --steps 0
+expect_refusal "bad memory mode" "$SDC" bench -m "$M" --memory tiny
+expect_refusal "sizes and -W" "$SDC" bench -m "$M" --sizes 64x64 -W 64
+expect_refusal "unknown option" "$SDC" bench -m "$M" --bogus
+expect_refusal "stray argument" "$SDC" bench -m "$M" extra
+expect_refusal "json-out in a missing directory" "$SDC" bench -m "$M" -W 64 -H 64 --steps 1 --json-out "$T/nodir/x.jsonl"
 
-echo "bench.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -23,44 +23,14 @@
 #   directory without --force, an uncreatable directory, a missing or empty prompts file, an
 #   unknown sampler (fails inside the run: no staging folder left), --fp16 on calib; a full disk
 #   (a 64 KiB tmpfs, when mount works): calib and export fail with one line, leaving no file.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-M=$SHARED/testdata/tiny/sd15-tiny-f32.safetensors
-rm -rf "$T"
-mkdir -p "$T"
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-ok() { # ok DESCRIPTION CMD...: exit status 0
-    local what=$1
-    shift
-    if "$@" >"$T/ok.out" 2>"$T/ok.err"; then pass; else fail "$what: exit $?"; cat "$T/ok.err" >&2; fi
-}
-expect_fail() { # DESCRIPTION NEEDLE CMD...: exit 1, one stderr line containing NEEDLE
-    local what=$1 needle=$2
-    shift 2
-    "$@" >"$T/r.out" 2>"$T/r.err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then fail "$what: exit $rc, want 1 (>128 means a crash)"; cat "$T/r.err" >&2; return; fi
-    if [ "$(wc -l <"$T/r.err")" -ne 1 ]; then fail "$what: not one line on stderr"; cat "$T/r.err" >&2; return; fi
-    if ! grep -qF -- "$needle" "$T/r.err"; then fail "$what: message lacks '$needle': $(cat "$T/r.err")"; return; fi
-    pass
-    echo "  $what: $(cat "$T/r.err")"
-}
-same() { # DESCRIPTION GOT WANT
-    if [ "$2" = "$3" ]; then pass; else fail "$1: got '$2', want '$3'"; fi
-}
+. "$(dirname "$0")/lib/common.bash"
+M=$TINY
 
 P=$T/prompts.txt
 printf '# calibration prompts\na photo of a cat\n\n(a red car:1.2), highway\tblurry, low quality\n' >"$P"
 C1=$T/c1
 ok "calib" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 --steps 3 --seed 5 -o "$C1"
-sed 's/^/  /' "$T/ok.out"
+sed 's/^/  /' "$T/out.txt"
 same "calib files" "$(cd "$C1" && find . -type f | sort | tr '\n' ' ')" \
     "./calib/text_encoder/input_ids.tar ./calib/text_encoder_numpyobject.tar ./calib/unet/encoder_hidden_states.tar ./calib/unet/sample.tar ./calib/unet/time_embedding.tar ./calib/unet_numpyobject.tar ./calib/vae_decoder/latent.tar ./calib/vae_decoder_numpyobject.tar ./manifest.json ./pulsar2/build.sh ./pulsar2/text_encoder.json ./pulsar2/text_encoder_numpy.json ./pulsar2/unet.json ./pulsar2/unet_numpy.json ./pulsar2/vae_decoder.json ./pulsar2/vae_decoder_numpy.json ./time_embedding.npy "
 same "unet members" "$(tar tf "$C1/calib/unet_numpyobject.tar" | wc -l)" 12
@@ -105,15 +75,15 @@ ok "calib --force" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 --steps 3 -o 
 same "after --force" "$(tar tf "$T/c2/calib/unet/sample.tar" | wc -l) $(ls "$T/c2/keep.txt" 2>/dev/null | wc -l)" "12 1"
 
 # ---- refusals ---------------------------------------------------------------------------------------
-expect_fail "width not a multiple of 8" "multiples of 8" "$SDC" calib -m "$M" --prompts "$P" -W 60 -H 48 -o "$T/r1"
-expect_fail "non-empty directory" "--force" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 -o "$C1"
+expect_refusal -n "multiples of 8" "width not a multiple of 8" "$SDC" calib -m "$M" --prompts "$P" -W 60 -H 48 -o "$T/r1"
+expect_refusal -n "--force" "non-empty directory" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 -o "$C1"
 : >"$T/file"
-expect_fail "uncreatable directory" "$T/file/x" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 -o "$T/file/x"
-expect_fail "missing prompts file" "cannot open the prompts file" "$SDC" calib -m "$M" --prompts "$T/nope.txt" -o "$T/r2"
+expect_refusal -n "$T/file/x" "uncreatable directory" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 -o "$T/file/x"
+expect_refusal -n "cannot open the prompts file" "missing prompts file" "$SDC" calib -m "$M" --prompts "$T/nope.txt" -o "$T/r2"
 printf '# nothing\n\n' >"$T/empty.txt"
-expect_fail "no prompts" "no prompts" "$SDC" calib -m "$M" --prompts "$T/empty.txt" -o "$T/r3"
-expect_fail "--fp16 on calib" "export option" "$SDC" calib -m "$M" --prompts "$P" --fp16 -o "$T/r4"
-expect_fail "unknown sampler" "unknown sampler 'heun'" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 --steps 2 \
+expect_refusal -n "no prompts" "no prompts" "$SDC" calib -m "$M" --prompts "$T/empty.txt" -o "$T/r3"
+expect_refusal -n "export option" "--fp16 on calib" "$SDC" calib -m "$M" --prompts "$P" --fp16 -o "$T/r4"
+expect_refusal -n "unknown sampler 'heun'" "unknown sampler" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 --steps 2 \
     --sampler heun -o "$T/r5"
 same "nothing left by the failed run" "$(ls -A "$T/r5" 2>/dev/null | wc -l)" 0
 [ ! -e "$T/r1" ] && [ ! -e "$T/r2" ] && [ ! -e "$T/r3" ] && [ ! -e "$T/r4" ] && pass || fail "a refused calib created its directory"
@@ -122,16 +92,16 @@ same "nothing left by the failed run" "$(ls -A "$T/r5" 2>/dev/null | wc -l)" 0
 FULL=$T/full
 mkdir -p "$FULL"
 if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=64k tmpfs "$FULL" 2>/dev/null; then
-    expect_fail "calib on a full disk" "disk full" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 --steps 3 -o "$FULL/c"
+    expect_refusal -n "disk full" "calib on a full disk" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 --steps 3 -o "$FULL/c"
     same "full disk: files left by calib" "$(find "$FULL" -type f | wc -l)" 0
-    expect_fail "export on a full disk" "disk full" "$SDC" export -m "$M" -W 64 -H 48 -o "$FULL/e"
+    expect_refusal -n "disk full" "export on a full disk" "$SDC" export -m "$M" -W 64 -H 48 -o "$FULL/e"
     same "full disk: files left by export" "$(find "$FULL" -type f | wc -l)" 0
     umount "$FULL"
 else
     echo "calib: cannot mount a small tmpfs (not root?): the full-disk checks are skipped"
 fi
 
-expect_fail "--fp16 with a timestep input" "--unet-timestep-input" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/r6" \
+expect_refusal -n "--unet-timestep-input" "--fp16 with a timestep input" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/r6" \
     --fp16 --unet-timestep-input
 if /usr/bin/python3 -c "import onnx" 2>/dev/null; then # the float16 graphs: types, no Cast at all
     ok "export --fp16 (checker)" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/f16c" --fp16
@@ -181,7 +151,7 @@ fi
 # ---- sdc deploy, and the recorded set through ONNX Runtime ----------------------------------------------
 D=$T/d
 ok "deploy" "$SDC" deploy -m "$M" --prompts "$P" -W 64 -H 48 --steps 3 --seed 5 -o "$D"
-sed 's/^/  /' "$T/ok.out"
+sed 's/^/  /' "$T/out.txt"
 same "deploy onnx files" "$(ls "$D"/*.onnx | xargs -n1 basename | tr '\n' ' ')" "text_encoder.onnx unet.onnx vae_decoder.onnx "
 [ -s "$D/manifest.json" ] && [ -s "$D/calib/unet_numpyobject.tar" ] && pass || fail "deploy wrote no kit"
 if command -v node >/dev/null 2>&1 && (cd "$ROOT" && node -e "require('onnxruntime-node')" 2>/dev/null); then
@@ -198,19 +168,18 @@ if command -v node >/dev/null 2>&1 && (cd "$ROOT" && node -e "require('onnxrunti
     sed 's/^/  /' "$T/cmp.out"
     # sdc export --check on the kit: all three models within 1e-4, onnx.checker when installed
     ok "export --check" "$SDC" export -m "$M" -W 64 -H 48 -o "$D" --check
-    sed 's/^/  /' "$T/ok.out"
-    same "--check lines" "$(grep -c 'rel .* (tol 0.0001)$' "$T/ok.out")" 3
+    sed 's/^/  /' "$T/out.txt"
+    same "--check lines" "$(grep -c 'rel .* (tol 0.0001)$' "$T/out.txt")" 3
     "$SDC" export -m "$M" -W 64 -H 56 -o "$D" --check --parts vae >"$T/bad.out" 2>&1
     same "--check at the wrong size fails" "$? $(grep -c 'could not run it' "$T/bad.out")" "1 1"
     # --fp16: float16 graphs run by ONNX Runtime within 2e-2 of sdc's float32
     ok "export --fp16" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/f16" --fp16
     ok "export --check (fp16)" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/f16" --check
-    sed 's/^/  fp16: /' "$T/ok.out"
-    same "fp16 --check lines" "$(grep -c 'rel .* (tol 0.02)$' "$T/ok.out")" 3
+    sed 's/^/  fp16: /' "$T/out.txt"
+    same "fp16 --check lines" "$(grep -c 'rel .* (tol 0.02)$' "$T/out.txt")" 3
 else
     echo "calib: node or onnxruntime-node missing: the ONNX Runtime check of the recorded set is skipped"
 fi
 
 rm -rf "$T"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

@@ -9,30 +9,9 @@
 # - sdc txt2img --embeddings: the PNG's parameters carry webui's TI hashes field, negative prompt's
 #   embeddings last; a 768-wide embedding is refused naming the file; a missing directory too;
 # - refusals: exit 1, one line on stderr, no output file.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-rm -rf "$T"
+. "$(dirname "$0")/lib/common.bash"
 mkdir -p "$T/emb"
-M=$SHARED/testdata/tiny/sd15-tiny-f32.safetensors
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-ok() { # ok DESCRIPTION CMD...: the command must succeed
-    local d=$1; shift
-    if "$@" >"$T/out.txt" 2>"$T/err.txt"; then pass; else fail "$d: exit $?"; cat "$T/err.txt" >&2; fi
-}
-refused() { # refused DESCRIPTION OUTFILE NEEDLE CMD...: exit 1, one stderr line containing NEEDLE, no output file
-    local d=$1 out=$2 needle=$3; shift 3
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    local rc=$?
-    local lines
-    lines=$(wc -l <"$T/err.txt")
-    if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && [ ! -e "$out" ] && grep -qF -- "$needle" "$T/err.txt"; then pass
-    else fail "$d: exit $rc, $lines stderr lines, output exists: $([ -e "$out" ] && echo yes || echo no)"; cat "$T/err.txt" >&2; fi
-}
+M=$TINY
 short() { sha256sum "$1" | cut -c1-12; }
 
 # ---- mkmodel --embedding ----------------------------------------------------------------------
@@ -45,10 +24,10 @@ head -c 4 "$T/emb/mystyle.pt" | od -An -tx1 | grep -q "50 4b 03 04" && pass || f
 mkdir -p "$T/copy"
 ok "same seed" "$SDC" mkmodel --embedding "$T/copy/mystyle.pt" --vectors 3 --width 64 --seed 1
 cmp -s "$T/emb/mystyle.pt" "$T/copy/mystyle.pt" && pass || fail "same seed gives different files"
-refused "mkmodel bad extension" "$T/x.txt" ".safetensors, .pt or .bin" "$SDC" mkmodel --embedding "$T/x.txt" --vectors 1
-refused "mkmodel no --vectors" "$T/y.pt" "--vectors" "$SDC" mkmodel --embedding "$T/y.pt"
-refused "mkmodel --embedding with --tiny" "$T/z.pt" "no --tiny" "$SDC" mkmodel --tiny --embedding "$T/z.pt" --vectors 1
-refused "mkmodel negative vectors" "$T/w.pt" "--vectors" "$SDC" mkmodel --embedding "$T/w.pt" --vectors -1
+expect_refusal -f "$T/x.txt" -n ".safetensors, .pt or .bin" "mkmodel bad extension" "$SDC" mkmodel --embedding "$T/x.txt" --vectors 1
+expect_refusal -f "$T/y.pt" -n "--vectors" "mkmodel no --vectors" "$SDC" mkmodel --embedding "$T/y.pt"
+expect_refusal -f "$T/z.pt" -n "no --tiny" "mkmodel --embedding with --tiny" "$SDC" mkmodel --tiny --embedding "$T/z.pt" --vectors 1
+expect_refusal -f "$T/w.pt" -n "--vectors" "mkmodel negative vectors" "$SDC" mkmodel --embedding "$T/w.pt" --vectors -1
 
 # ---- encode --a1111 --embeddings --------------------------------------------------------------
 ok "encode without" "$SDC" encode --a1111 -m "$M" -p "a mystyle cat" -o "$T/plain.npy"
@@ -62,8 +41,8 @@ ok "encode, no embedding used" "$SDC" encode --a1111 -m "$M" -p "a cat" --embedd
 grep -q "TI hashes" "$T/out.txt" && fail "TI hashes without an embedding" || pass
 ok "encode a cat" "$SDC" encode --a1111 -m "$M" -p "a cat" -o "$T/none0.npy"
 cmp -s "$T/none.npy" "$T/none0.npy" && pass || fail "unused embeddings changed the conditioning of 'a cat'"
-refused "encode 768-wide" "$T/wide.npy" "wide.pt" "$SDC" encode --a1111 -m "$M" -p "a wide cat" --embeddings "$T/emb" -o "$T/wide.npy"
-refused "encode --embeddings without --a1111" "$T/n.npy" "--a1111" "$SDC" encode -m "$M" -p "x" --embeddings "$T/emb" -o "$T/n.npy"
+expect_refusal -f "$T/wide.npy" -n "wide.pt" "encode 768-wide" "$SDC" encode --a1111 -m "$M" -p "a wide cat" --embeddings "$T/emb" -o "$T/wide.npy"
+expect_refusal -f "$T/n.npy" -n "--a1111" "encode --embeddings without --a1111" "$SDC" encode -m "$M" -p "x" --embeddings "$T/emb" -o "$T/n.npy"
 
 # ---- txt2img --embeddings ---------------------------------------------------------------------
 ok "txt2img" "$SDC" txt2img -m "$M" -p "a mystyle cat" -n "safe" --embeddings "$T/emb" -W 64 -H 64 --steps 2 --seed 1 -o "$T/a.png"
@@ -72,9 +51,8 @@ grep -aqF "$field" "$T/a.png" && pass || { fail "PNG parameters lack '$field'"; 
 ok "txt2img without" "$SDC" txt2img -m "$M" -p "a mystyle cat" -n "safe" -W 64 -H 64 --steps 2 --seed 1 -o "$T/b.png"
 grep -aq "TI hashes" "$T/b.png" && fail "TI hashes without --embeddings" || pass
 cmp -s "$T/a.png" "$T/b.png" && fail "embeddings changed nothing in the picture" || pass
-refused "txt2img 768-wide" "$T/c.png" "768" "$SDC" txt2img -m "$M" -p "wide" --embeddings "$T/emb" -W 64 -H 64 --steps 1 -o "$T/c.png"
-refused "txt2img missing dir" "$T/d.png" "$T/nodir" "$SDC" txt2img -m "$M" -p "x" --embeddings "$T/nodir" -W 64 -H 64 --steps 1 -o "$T/d.png"
-refused "txt2img raw prompt" "$T/e.png" "raw prompts" "$SDC" txt2img -m "$M" -p "x" --raw-prompt --embeddings "$T/emb" -W 64 -H 64 --steps 1 -o "$T/e.png"
+expect_refusal -f "$T/c.png" -n "768" "txt2img 768-wide" "$SDC" txt2img -m "$M" -p "wide" --embeddings "$T/emb" -W 64 -H 64 --steps 1 -o "$T/c.png"
+expect_refusal -f "$T/d.png" -n "$T/nodir" "txt2img missing dir" "$SDC" txt2img -m "$M" -p "x" --embeddings "$T/nodir" -W 64 -H 64 --steps 1 -o "$T/d.png"
+expect_refusal -f "$T/e.png" -n "raw prompts" "txt2img raw prompt" "$SDC" txt2img -m "$M" -p "x" --raw-prompt --embeddings "$T/emb" -W 64 -H 64 --steps 1 -o "$T/e.png"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

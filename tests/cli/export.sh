@@ -15,43 +15,15 @@
 #   `sdc decode --latent-scaled`: max|diff| <= 1e-4 * max(1, max|ref|) each.
 # With Debian's python3-onnx (/usr/bin/python3; skipped with a message when absent): every file
 # passes onnx.checker.check_model(full_check=True) and is IR 8, opset 17.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib/common.bash"
 ORT=$ROOT/tests/ort
-M=$SHARED/testdata/tiny/sd15-tiny-f32.safetensors
-rm -rf "$T"
-mkdir -p "$T"
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-ok() { # ok DESCRIPTION CMD...: exit status 0
-    local what=$1
-    shift
-    if "$@" >"$T/ok.out" 2>"$T/ok.err"; then pass; else fail "$what: exit $?"; cat "$T/ok.err" >&2; fi
-}
-expect_refusal() { # DESCRIPTION NEEDLE CMD...: exit 1, one stderr line containing NEEDLE, empty stdout
-    local what=$1 needle=$2
-    shift 2
-    "$@" >"$T/r.out" 2>"$T/r.err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then fail "$what: exit $rc, want 1 (>128 means a crash)"; cat "$T/r.err" >&2; return; fi
-    if [ "$(wc -l <"$T/r.err")" -ne 1 ]; then fail "$what: not one line on stderr"; cat "$T/r.err" >&2; return; fi
-    if [ -s "$T/r.out" ]; then fail "$what: output on stdout"; return; fi
-    if ! grep -qF -- "$needle" "$T/r.err"; then fail "$what: message lacks '$needle': $(cat "$T/r.err")"; return; fi
-    pass
-    echo "  $what: $(cat "$T/r.err")"
-}
+M=$TINY
 
 # ---- exports ---------------------------------------------------------------------------------------
 E1=$T/e1
 E2=$T/e2
 ok "export all parts" "$SDC" export -m "$M" -W 64 -H 48 -o "$E1"
-sed 's/^/  /' "$T/ok.out"
+sed 's/^/  /' "$T/out.txt"
 [ "$(ls "$E1" | tr '\n' ' ')" = "text_encoder.onnx unet.onnx vae_decoder.onnx " ] && pass || fail "e1 holds: $(ls "$E1")"
 ok "export timestep unet, external data" "$SDC" export -m "$M" -W 64 -H 48 -o "$E2" --parts unet \
     --unet-timestep-input --external-data
@@ -61,16 +33,16 @@ ok "--force into a non-empty directory" "$SDC" export -m "$M" -W 64 -H 48 -o "$E
 [ -s "$E2/vae_decoder.onnx" ] && pass || fail "--force wrote no vae_decoder.onnx"
 
 # ---- refusals -------------------------------------------------------------------------------------
-expect_refusal "width not a multiple of 8" "multiples of 8" "$SDC" export -m "$M" -W 60 -H 48 -o "$T/r1"
-expect_refusal "unknown part" "unknown part 'clip'" "$SDC" export -m "$M" --parts text,clip -o "$T/r2"
-expect_refusal "non-empty directory" "--force" "$SDC" export -m "$M" -W 64 -H 48 -o "$E1"
+expect_refusal -s -n "multiples of 8" "width not a multiple of 8" "$SDC" export -m "$M" -W 60 -H 48 -o "$T/r1"
+expect_refusal -s -n "unknown part 'clip'" "unknown part" "$SDC" export -m "$M" --parts text,clip -o "$T/r2"
+expect_refusal -s -n "--force" "non-empty directory" "$SDC" export -m "$M" -W 64 -H 48 -o "$E1"
 mkdir -p "$T/ro"
 chmod 555 "$T/ro"
 if [ "$(id -u)" != 0 ]; then
-    expect_refusal "unwritable directory" "$T/ro" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/ro/x"
+    expect_refusal -s -n "$T/ro" "unwritable directory" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/ro/x"
 else # root writes anywhere: a path under a regular file cannot be created by anyone
     : >"$T/file"
-    expect_refusal "uncreatable directory" "$T/file/x" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/file/x"
+    expect_refusal -s -n "$T/file/x" "uncreatable directory" "$SDC" export -m "$M" -W 64 -H 48 -o "$T/file/x"
 fi
 chmod 755 "$T/ro"
 [ ! -e "$T/r1" ] && [ ! -e "$T/r2" ] && pass || fail "a refused export created its directory"
@@ -92,18 +64,7 @@ else
 fi
 
 # ---- against ONNX Runtime ---------------------------------------------------------------------------
-if ! command -v node >/dev/null 2>&1; then
-    echo "export: node not found: the ONNX Runtime comparisons are skipped (scripts/setup.sh installs node)"
-    rm -rf "$T"
-    echo "$passed passed, $failed failed"
-    [ $failed -eq 0 ]
-    exit
-fi
-if ! (cd "$ROOT" && node -e "require('onnxruntime-node')" 2>/dev/null); then
-    fail "onnxruntime-node is not installed: run scripts/setup.sh (npm install into $ROOT/node_modules)"
-    echo "$passed passed, $failed failed"
-    exit 1
-fi
+need_node onnxruntime-node
 PROMPT="a photo of a cat"
 "$SDC" tokenize "$PROMPT" >"$T/ids.json" && pass || fail "tokenize"
 (cd "$ROOT" && node -e "
@@ -131,5 +92,4 @@ versus_ort "unet.onnx (timestep, external data) vs sdc unet" "$E2/unet.onnx" "$T
 versus_ort "vae_decoder.onnx vs sdc decode" "$E1/vae_decoder.onnx" "$T/img.npy" "latent=$T/z.npy"
 
 rm -rf "$T"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

@@ -3,16 +3,8 @@
 # checkpoint (2.1 GB, into TMPDIR, deleted afterwards), checks `sdc info` reads it as SD1.5 with
 # the exact parameter counts, and runs a 64x64 txt2img with 2 steps through the real-size UNet,
 # VAE and text encoder. Labelled "slow": run by the Release pass of scripts/test.sh only.
-set -u
-SDC=$1
-T=$3
-rm -rf "$T"
-mkdir -p "$T"
+. "$(dirname "$0")/lib/common.bash"
 trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 M=$T/full-f16.safetensors
 if "$SDC" mkmodel --full --dtype f16 --seed 7 -o "$M" >"$T/mk.txt" 2>&1; then pass; else fail "mkmodel --full"; cat "$T/mk.txt" >&2; fi
 "$SDC" info "$M" >"$T/info.txt" 2>&1 || fail "info"
@@ -25,5 +17,4 @@ cat "$T/run.txt"
 [ -s "$T/full.png" ] && pass || fail "no picture"
 # txt2img refuses to finish on a non-finite latent, so success means activations stayed finite
 [ -s "$T/z.npy" ] && pass || fail "no latent"
-echo "full64.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -7,16 +7,8 @@
 # `sdc export --check` on the kit: every model under ONNX Runtime within 1e-4 * max(1, max|ref|)
 # of sdc and through onnx.checker (skipped with a message when node / python3-onnx are absent).
 # Prints the times and sizes. Labelled "slow" (the name starts with "full").
-set -u
-SDC=$1
-T=$3
-rm -rf "$T"
-mkdir -p "$T"
+. "$(dirname "$0")/lib/common.bash"
 trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 M=$T/full-f16.safetensors
 D=$T/kit
 printf 'a photograph of an astronaut riding a horse, (detailed:1.2)\tblurry, lowres\n' >"$T/prompts.txt"
@@ -45,5 +37,4 @@ if command -v node >/dev/null 2>&1; then
 else
     echo "full_calib: node not found: the ONNX Runtime check is skipped"
 fi
-echo "full_calib.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

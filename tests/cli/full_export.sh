@@ -7,17 +7,8 @@
 # with a message when absent); the full text encoder under ONNX Runtime matches `sdc encode`
 # within 1e-4 * max(1, max|ref|) (skipped with a message when node is absent).
 # Labelled "slow" (the name starts with "full"): run by the Release pass of scripts/test.sh only.
-set -u
-SDC=$1
-T=$3
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-rm -rf "$T"
-mkdir -p "$T"
+. "$(dirname "$0")/lib/common.bash"
 trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 M=$T/full-f16.safetensors
 D=$T/out
 if "$SDC" mkmodel --full --dtype f16 --seed 7 -o "$M" >"$T/mk.txt" 2>&1; then pass; else fail "mkmodel --full"; cat "$T/mk.txt" >&2; fi
@@ -61,5 +52,4 @@ if command -v node >/dev/null 2>&1; then
 else
     echo "full_export: node not found: the ONNX Runtime comparison is skipped"
 fi
-echo "full_export.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

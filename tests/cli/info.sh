@@ -10,23 +10,8 @@
 # - hostile inputs (empty file, directory, random bytes, pickles, GGUF, truncated safetensors,
 #   missing path) and bad mkmodel arguments: exit status 1, exactly one line on stderr, nothing
 #   on stdout, no crash, and no file left behind by a failed mkmodel.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-rm -rf "$T"
-mkdir -p "$T"
-TINY=$SHARED/testdata/tiny/sd15-tiny-f32.safetensors
+. "$(dirname "$0")/lib/common.bash"
 TINY_SHA=91767171baf2adcd9f3e3d799641f4e3b14804337ad7226c478e3e7a506e51c2
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-# expect_grep DESCRIPTION PATTERN FILE: an extended regex must match a line of FILE
-expect_grep() {
-    if grep -qE -- "$2" "$3"; then pass; else fail "$1: no line matching '$2' in $3"; cat "$3" >&2; fi
-}
 
 # ---- info on the shared tiny checkpoint ----------------------------------------------------
 "$SDC" info "$TINY" >"$T/tiny.txt" 2>"$T/tiny.err"
@@ -100,21 +85,6 @@ expect_grep "generated json sha256" "\"sha256\":\"$s1\"" "$T/t.json"
 expect_grep "generated totals" '"total_params":17124907,"tensors":983,"buffers":13,"ignored_keys":0,' "$T/t.json"
 
 # ---- hostile inputs -------------------------------------------------------------------------
-# expect_refusal DESCRIPTION CMD...: exit 1, exactly one stderr line, empty stdout
-expect_refusal() {
-    local what=$1
-    shift
-    "$@" >"$T/r.out" 2>"$T/r.err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then fail "$what: exit $rc, want 1 (>128 means a crash)"; cat "$T/r.err" >&2; return; fi
-    local n
-    n=$(wc -l <"$T/r.err")
-    if [ "$n" -ne 1 ]; then fail "$what: $n lines on stderr, want 1"; cat "$T/r.err" >&2; return; fi
-    if [ -s "$T/r.out" ]; then fail "$what: output on stdout"; return; fi
-    pass
-    echo "  $what: $(cat "$T/r.err")"
-}
-
 : >"$T/empty.safetensors"
 head -c 8192 /dev/urandom >"$T/random.safetensors"
 printf 'PK\003\004\024\000\000\000\000\000archive/data.pkl' >"$T/zip.ckpt"
@@ -127,32 +97,31 @@ mkdir -p "$T/dir.safetensors"
 
 for f in empty.safetensors random.safetensors zip.ckpt legacy.pt model.gguf truncated.safetensors \
          badjson.safetensors shortdata.safetensors dir.safetensors no-such-file.safetensors; do
-    expect_refusal "info $f" "$SDC" info "$T/$f"
-    expect_refusal "info --json $f" "$SDC" info --json "$T/$f"
+    expect_refusal -s "info $f" "$SDC" info "$T/$f"
+    expect_refusal -s "info --json $f" "$SDC" info --json "$T/$f"
 done
 "$SDC" info "$T/legacy.pt" 2>"$T/pk.err"
 expect_grep "pickle message" 'legacy\.pt: a \.ckpt/pickle checkpoint; sdc reads \.safetensors only \(convert it first\)$' "$T/pk.err"
-expect_refusal "info without MODEL" "$SDC" info
-expect_refusal "info bad option" "$SDC" info --yaml "$TINY"
+expect_refusal -s "info without MODEL" "$SDC" info
+expect_refusal -s "info bad option" "$SDC" info --yaml "$TINY"
 
 # ---- mkmodel refusals: one line, and no file left behind ---------------------------------------
 before=$(ls -A "$T" | sort)
-expect_refusal "mkmodel into a missing directory" "$SDC" mkmodel --tiny -o "$T/nodir/x.safetensors"
+expect_refusal -s "mkmodel into a missing directory" "$SDC" mkmodel --tiny -o "$T/nodir/x.safetensors"
 [ ! -e "$T/nodir" ] && pass || fail "mkmodel created $T/nodir"
-expect_refusal "mkmodel onto a directory" "$SDC" mkmodel --tiny -o "$T/dir.safetensors"
-expect_refusal "mkmodel without a size" "$SDC" mkmodel -o "$T/x.safetensors"
-expect_refusal "mkmodel --tiny --full" "$SDC" mkmodel --tiny --full -o "$T/x.safetensors"
-expect_refusal "mkmodel --dtype f8" "$SDC" mkmodel --tiny --dtype f8 -o "$T/x.safetensors"
-expect_refusal "mkmodel --seed -1" "$SDC" mkmodel --tiny --seed -1 -o "$T/x.safetensors"
-expect_refusal "mkmodel --seed abc" "$SDC" mkmodel --tiny --seed abc -o "$T/x.safetensors"
-expect_refusal "mkmodel --threads 0" "$SDC" mkmodel --tiny --threads 0 -o "$T/x.safetensors"
-expect_refusal "mkmodel without -o" "$SDC" mkmodel --tiny
-expect_refusal "mkmodel -o without a value" "$SDC" mkmodel --tiny -o
-expect_refusal "mkmodel unknown option" "$SDC" mkmodel --tiny --fast -o "$T/x.safetensors"
-after=$(ls -A "$T" | grep -v '^r\.\(out\|err\)$' | sort)
-before=$(echo "$before" | grep -v '^r\.\(out\|err\)$')
+expect_refusal -s "mkmodel onto a directory" "$SDC" mkmodel --tiny -o "$T/dir.safetensors"
+expect_refusal -s "mkmodel without a size" "$SDC" mkmodel -o "$T/x.safetensors"
+expect_refusal -s "mkmodel --tiny --full" "$SDC" mkmodel --tiny --full -o "$T/x.safetensors"
+expect_refusal -s "mkmodel --dtype f8" "$SDC" mkmodel --tiny --dtype f8 -o "$T/x.safetensors"
+expect_refusal -s "mkmodel --seed -1" "$SDC" mkmodel --tiny --seed -1 -o "$T/x.safetensors"
+expect_refusal -s "mkmodel --seed abc" "$SDC" mkmodel --tiny --seed abc -o "$T/x.safetensors"
+expect_refusal -s "mkmodel --threads 0" "$SDC" mkmodel --tiny --threads 0 -o "$T/x.safetensors"
+expect_refusal -s "mkmodel without -o" "$SDC" mkmodel --tiny
+expect_refusal -s "mkmodel -o without a value" "$SDC" mkmodel --tiny -o
+expect_refusal -s "mkmodel unknown option" "$SDC" mkmodel --tiny --fast -o "$T/x.safetensors"
+after=$(ls -A "$T" | grep -v '^\(out\|err\)\.txt$' | sort)
+before=$(echo "$before" | grep -v '^\(out\|err\)\.txt$')
 [ "$before" = "$after" ] && pass || fail "failed mkmodel runs changed $T: $(diff <(echo "$before") <(echo "$after"))"
 
 rm -rf "$T"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

@@ -12,30 +12,9 @@
 # - refusals (exit 1, one line, no picture): an unknown name, no --lora-dir, a LoRA whose shapes
 #   belong to another model;
 # - sdc export --lora writes the merged weights.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-rm -rf "$T"
+. "$(dirname "$0")/lib/common.bash"
 mkdir -p "$T/loras"
-M=$SHARED/testdata/tiny/sd15-tiny-f32.safetensors
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-ok() { # ok DESCRIPTION CMD...: the command must succeed
-    local d=$1; shift
-    if "$@" >"$T/out.txt" 2>"$T/err.txt"; then pass; else fail "$d: exit $?"; cat "$T/err.txt" >&2; fi
-}
-refused() { # refused DESCRIPTION OUTFILE PATTERN CMD...: exit 1, one stderr line matching PATTERN, no output
-    local d=$1 out=$2 pat=$3; shift 3
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    local rc=$?
-    local lines
-    lines=$(wc -l <"$T/err.txt")
-    if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && [ ! -e "$out" ] && grep -q -- "$pat" "$T/err.txt"; then pass
-    else fail "$d: exit $rc, $lines stderr lines, output exists: $([ -e "$out" ] && echo yes || echo no)"; cat "$T/err.txt" >&2; fi
-}
+M=$TINY
 addnet_hash() { # the SHA-256 of a safetensors file after its 8 + N header bytes, 12 hex digits
     local n
     n=$(od -An -t u8 -N8 "$1" | tr -d ' ')
@@ -76,15 +55,15 @@ grep -aqF "Lora hashes: \"peft: $hp, film: $h\"" "$T/two.png" && pass \
 grep -q "lora peft: applied 536/536 tensors" "$T/err.txt" && pass || { fail "peft report"; cat "$T/err.txt" >&2; }
 
 # ---- refusals ----------------------------------------------------------------------------------
-refused "unknown LoRA name" "$T/x.png" "no LoRA named 'nosuch'" \
+expect_refusal -f "$T/x.png" -n "no LoRA named 'nosuch'" "unknown LoRA name" \
     "$SDC" txt2img -m "$M" -p "a <lora:nosuch:1>" --lora-dir "$T/loras" -W 64 -H 64 --steps 1 -o "$T/x.png"
-refused "no --lora-dir" "$T/x.png" "no LoRA directory" \
+expect_refusal -f "$T/x.png" -n "no LoRA directory" "no --lora-dir" \
     "$SDC" txt2img -m "$M" -p "a <lora:film:1>" -W 64 -H 64 --steps 1 -o "$T/x.png"
-refused "a LoRA of another model" "$T/x.png" "does not fit the model" \
+expect_refusal -f "$T/x.png" -n "does not fit the model" "a LoRA of another model" \
     "$SDC" txt2img -m "$M" -p "a cat" --lora "$T/full.safetensors" -W 64 -H 64 --steps 1 -o "$T/x.png"
-refused "bad --lora weight" "$T/x.png" "weight 'abc'" \
+expect_refusal -f "$T/x.png" -n "weight 'abc'" "bad --lora weight" \
     "$SDC" txt2img -m "$M" -p "a cat" --lora "$T/loras/film.safetensors:abc" -W 64 -H 64 --steps 1 -o "$T/x.png"
-refused "bad tag weight" "$T/x.png" "not a finite number" \
+expect_refusal -f "$T/x.png" -n "not a finite number" "bad tag weight" \
     "$SDC" txt2img -m "$M" -p "a <lora:film:x>" --lora-dir "$T/loras" -W 64 -H 64 --steps 1 -o "$T/x.png"
 
 # ---- export carries the merged weights ---------------------------------------------------------
@@ -92,5 +71,4 @@ ok "export" "$SDC" export -m "$M" -W 64 -H 64 --parts text -o "$T/plain"
 ok "export --lora" "$SDC" export -m "$M" -W 64 -H 64 --parts text --lora "$T/loras/film.safetensors" -o "$T/merged"
 cmp -s "$T/plain/text_encoder.onnx" "$T/merged/text_encoder.onnx" && fail "export ignores --lora" || pass
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -8,30 +8,8 @@
 # - --save-latent, --init-latent, --cond/--uncond, --scheduler-compat diffusers;
 # - stage commands chain: encode -> unet -> decode (.npy and .png);
 # - argument errors: exit 1, one line on stderr, no output file written.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-rm -rf "$T"
-mkdir -p "$T"
-M=$SHARED/testdata/tiny/sd15-tiny-f32.safetensors
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-ok() { # ok DESCRIPTION CMD...: the command must succeed
-    local d=$1; shift
-    if "$@" >"$T/out.txt" 2>"$T/err.txt"; then pass; else fail "$d: exit $?"; cat "$T/err.txt" >&2; fi
-}
-refused() { # refused DESCRIPTION OUTFILE CMD...: exit 1, one stderr line, no output file
-    local d=$1 out=$2; shift 2
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    local rc=$?
-    local lines
-    lines=$(wc -l <"$T/err.txt")
-    if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && [ ! -e "$out" ]; then pass
-    else fail "$d: exit $rc, $lines stderr lines, output exists: $([ -e "$out" ] && echo yes || echo no)"; cat "$T/err.txt" >&2; fi
-}
+. "$(dirname "$0")/lib/common.bash"
+M=$TINY
 
 # ---- txt2img and its PNG metadata ------------------------------------------------------------
 ok "txt2img" "$SDC" txt2img -m "$M" -p "a photo of a cat" -n "blurry" -W 64 -H 64 --steps 4 --seed 42 -t 1 -o "$T/a.png"
@@ -83,32 +61,31 @@ ok "txt2img --preview FILE --preview-decoder vaelight" "$SDC" txt2img -m "$M" -p
 grep -q "vaelight decoder" "$T/out.txt" && pass || fail "vaelight row missing"
 
 # ---- refusals: before any work, one line, nothing written ---------------------------------------
-refused "width not a multiple of 8" "$T/r1.png" "$SDC" txt2img -m "$M" -p x -W 100 -H 64 -o "$T/r1.png"
-refused "height 2056" "$T/r2.png" "$SDC" txt2img -m "$M" -p x -W 64 -H 2056 -o "$T/r2.png"
-refused "width 0" "$T/r3.png" "$SDC" txt2img -m "$M" -p x -W 0 -o "$T/r3.png"
-refused "steps 0" "$T/r4.png" "$SDC" txt2img -m "$M" -p x --steps 0 -o "$T/r4.png"
-refused "steps abc" "$T/r5.png" "$SDC" txt2img -m "$M" -p x --steps abc -o "$T/r5.png"
-refused "unknown sampler" "$T/r6.png" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --sampler plms -o "$T/r6.png"
-refused "unknown schedule" "$T/r7.png" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --schedule fancy -o "$T/r7.png"
-refused "diffusers euler" "$T/r8.png" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --sampler euler --scheduler-compat diffusers -o "$T/r8.png"
-refused "no model" "$T/r9.png" "$SDC" txt2img -p x -o "$T/r9.png"
-refused "missing model" "$T/r10.png" "$SDC" txt2img -m "$T/none.safetensors" -p x -o "$T/r10.png"
-refused "no prompt" "$T/r11.png" "$SDC" txt2img -m "$M" -o "$T/r11.png"
-refused "bad output name" "$T/r12.jpg" "$SDC" txt2img -m "$M" -p x -o "$T/r12.jpg"
-refused "output dir missing" "$T/nodir/x.png" "$SDC" txt2img -m "$M" -p x -W 8 -H 8 --steps 1 -o "$T/nodir/x.png"
-refused "unknown option" "$T/r13.png" "$SDC" txt2img -m "$M" -p x --bogus -o "$T/r13.png"
-refused "cfg nan" "$T/r14.png" "$SDC" txt2img -m "$M" -p x --cfg nan -o "$T/r14.png"
-refused "clip skip 5 of 2 layers" "$T/r15.png" "$SDC" txt2img -m "$M" -p x -W 8 -H 8 --clip-skip 5 -o "$T/r15.png"
-refused "init latent wrong size" "$T/r16.png" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --init-latent "$T/z.npy" -o "$T/r16.png"
-refused "unet timestep 1000" "$T/r17.npy" "$SDC" unet -m "$M" --latent "$T/z.npy" --timestep 1000 --context "$T/c.npy" -o "$T/r17.npy"
-refused "unet latent as context" "$T/r18.npy" "$SDC" unet -m "$M" --latent "$T/z.npy" --timestep 1 --context "$T/z.npy" -o "$T/r18.npy"
-refused "decode bad latent" "$T/r19.png" "$SDC" decode -m "$M" --latent "$T/c.npy" -o "$T/r19.png"
-refused "encode clip skip 0" "$T/r20.npy" "$SDC" encode -m "$M" -p x --clip-skip 0 -o "$T/r20.npy"
+expect_refusal -f "$T/r1.png" "width not a multiple of 8" "$SDC" txt2img -m "$M" -p x -W 100 -H 64 -o "$T/r1.png"
+expect_refusal -f "$T/r2.png" "height 2056" "$SDC" txt2img -m "$M" -p x -W 64 -H 2056 -o "$T/r2.png"
+expect_refusal -f "$T/r3.png" "width 0" "$SDC" txt2img -m "$M" -p x -W 0 -o "$T/r3.png"
+expect_refusal -f "$T/r4.png" "steps 0" "$SDC" txt2img -m "$M" -p x --steps 0 -o "$T/r4.png"
+expect_refusal -f "$T/r5.png" "steps abc" "$SDC" txt2img -m "$M" -p x --steps abc -o "$T/r5.png"
+expect_refusal -f "$T/r6.png" "unknown sampler" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --sampler plms -o "$T/r6.png"
+expect_refusal -f "$T/r7.png" "unknown schedule" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --schedule fancy -o "$T/r7.png"
+expect_refusal -f "$T/r8.png" "diffusers euler" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --sampler euler --scheduler-compat diffusers -o "$T/r8.png"
+expect_refusal -f "$T/r9.png" "no model" "$SDC" txt2img -p x -o "$T/r9.png"
+expect_refusal -f "$T/r10.png" "missing model" "$SDC" txt2img -m "$T/none.safetensors" -p x -o "$T/r10.png"
+expect_refusal -f "$T/r11.png" "no prompt" "$SDC" txt2img -m "$M" -o "$T/r11.png"
+expect_refusal -f "$T/r12.jpg" "bad output name" "$SDC" txt2img -m "$M" -p x -o "$T/r12.jpg"
+expect_refusal -f "$T/nodir/x.png" "output dir missing" "$SDC" txt2img -m "$M" -p x -W 8 -H 8 --steps 1 -o "$T/nodir/x.png"
+expect_refusal -f "$T/r13.png" "unknown option" "$SDC" txt2img -m "$M" -p x --bogus -o "$T/r13.png"
+expect_refusal -f "$T/r14.png" "cfg nan" "$SDC" txt2img -m "$M" -p x --cfg nan -o "$T/r14.png"
+expect_refusal -f "$T/r15.png" "clip skip 5 of 2 layers" "$SDC" txt2img -m "$M" -p x -W 8 -H 8 --clip-skip 5 -o "$T/r15.png"
+expect_refusal -f "$T/r16.png" "init latent wrong size" "$SDC" txt2img -m "$M" -p x -W 64 -H 64 --init-latent "$T/z.npy" -o "$T/r16.png"
+expect_refusal -f "$T/r17.npy" "unet timestep 1000" "$SDC" unet -m "$M" --latent "$T/z.npy" --timestep 1000 --context "$T/c.npy" -o "$T/r17.npy"
+expect_refusal -f "$T/r18.npy" "unet latent as context" "$SDC" unet -m "$M" --latent "$T/z.npy" --timestep 1 --context "$T/z.npy" -o "$T/r18.npy"
+expect_refusal -f "$T/r19.png" "decode bad latent" "$SDC" decode -m "$M" --latent "$T/c.npy" -o "$T/r19.png"
+expect_refusal -f "$T/r20.npy" "encode clip skip 0" "$SDC" encode -m "$M" -p x --clip-skip 0 -o "$T/r20.npy"
 printf 'garbage' >"$T/bad.npy"
-refused "decode garbage npy" "$T/r21.png" "$SDC" decode -m "$M" --latent "$T/bad.npy" -o "$T/r21.png"
-refused "preview decoder other" "$T/r22.png" "$SDC" txt2img -m "$M" -p x --preview-decoder taesd -o "$T/r22.png"
-refused "preview decoder missing" "$T/r23.png" "$SDC" txt2img -m "$M" -p x -W 8 -H 8 --preview "$T/pp" --decoder-path "$T/none.onnx" -o "$T/r23.png"
+expect_refusal -f "$T/r21.png" "decode garbage npy" "$SDC" decode -m "$M" --latent "$T/bad.npy" -o "$T/r21.png"
+expect_refusal -f "$T/r22.png" "preview decoder other" "$SDC" txt2img -m "$M" -p x --preview-decoder taesd -o "$T/r22.png"
+expect_refusal -f "$T/r23.png" "preview decoder missing" "$SDC" txt2img -m "$M" -p x -W 8 -H 8 --preview "$T/pp" --decoder-path "$T/none.onnx" -o "$T/r23.png"
 ls "$T"/*.tmp >/dev/null 2>&1 && fail "temporary files left behind" || pass
 
-echo "txt2img.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

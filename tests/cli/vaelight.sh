@@ -19,42 +19,12 @@
 #   this script, independently of sdc's pickle reader;
 # - without --latent-scaled, Z * 0.18215 decodes to the same image;
 # - example1.jpg -> VAEencoder.onnx (ONNX Runtime) -> sdc's decoder reaches >= 22 dB PSNR.
-set -u
-SDC=$1
-SHARED=$2
-T=$3
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib/common.bash"
 ORT=$ROOT/tests/ort
 VL=$SHARED/models/vaelight
 CAL=$SHARED/models/axera-sd15-lcm-calib
-rm -rf "$T"
-mkdir -p "$T"
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-ok() { # ok DESCRIPTION CMD...: exit status 0
-    local what=$1
-    shift
-    if "$@" >"$T/ok.out" 2>"$T/ok.err"; then pass; else fail "$what: exit $?"; cat "$T/ok.err" >&2; fi
-}
-same() { cmp -s "$2" "$3" && pass || fail "$1: $2 and $3 differ"; }
 # png_size FILE: "WIDTHxHEIGHT" from the IHDR chunk
 png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{printf "%dx%d", $3*256+$4, $7*256+$8}'; }
-# expect_refusal DESCRIPTION NEEDLE CMD...: exit 1, one stderr line containing NEEDLE, empty stdout
-expect_refusal() {
-    local what=$1 needle=$2
-    shift 2
-    "$@" >"$T/r.out" 2>"$T/r.err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then fail "$what: exit $rc, want 1 (>128 means a crash)"; cat "$T/r.err" >&2; return; fi
-    if [ "$(wc -l <"$T/r.err")" -ne 1 ]; then fail "$what: not one line on stderr"; cat "$T/r.err" >&2; return; fi
-    if [ -s "$T/r.out" ]; then fail "$what: output on stdout"; return; fi
-    if ! grep -qF -- "$needle" "$T/r.err"; then fail "$what: message lacks '$needle': $(cat "$T/r.err")"; return; fi
-    pass
-    echo "  $what: $(cat "$T/r.err")"
-}
 # npy_f32 OUT SHAPE: writes a version 1.0 '<f4' header for SHAPE (e.g. "1, 4, 32, 32"), then stdin
 npy_f32() {
     local h="{'descr': '<f4', 'fortran_order': False, 'shape': ($2), }"
@@ -71,65 +41,54 @@ M0=datasets/calib_data_vae_256/data_0.npy
 ok "first member" "$SDC" decode --decoder vaelight --latent "$T256" --latent-scaled -o "$T/first.npy"
 ok "--index 0" "$SDC" decode --decoder vaelight --latent "$T256" --index 0 --latent-scaled -o "$T/i0.npy"
 ok "--member" "$SDC" decode --decoder vaelight --latent "$T256" --member "$M0" --latent-scaled -o "$T/m0.npy"
-same "--index 0 vs the default member" "$T/first.npy" "$T/i0.npy"
-same "--member vs --index 0" "$T/m0.npy" "$T/i0.npy"
+same_file "--index 0 vs the default member" "$T/first.npy" "$T/i0.npy"
+same_file "--member vs --index 0" "$T/m0.npy" "$T/i0.npy"
 mkdir -p "$T/x"
 tar -xf "$T256" -C "$T/x" datasets/calib_data_vae_256/data_0.npy datasets/calib_data_vae_256/data_3.npy \
     datasets/calib_data_vae_256/data_7.npy
 ok "extracted member" "$SDC" decode --decoder vaelight --latent "$T/x/$M0" --latent-scaled -o "$T/x0.npy"
-same "extracted member vs tar member" "$T/x0.npy" "$T/i0.npy"
+same_file "extracted member vs tar member" "$T/x0.npy" "$T/i0.npy"
 ok "--decoder-path" "$SDC" decode --decoder vaelight --decoder-path "$VL/VAEpreview.onnx" \
     --latent "$T256" --latent-scaled -t 1 -o "$T/dp.npy"
-same "shared file vs shipped copy, 1 thread vs all" "$T/dp.npy" "$T/i0.npy"
+same_file "shared file vs shipped copy, 1 thread vs all" "$T/dp.npy" "$T/i0.npy"
 ok "png" "$SDC" decode --decoder vaelight --latent "$T256" --index 2 --latent-scaled -o "$T/i2.png"
 [ "$(png_size "$T/i2.png")" = 256x256 ] && pass || fail "PNG is $(png_size "$T/i2.png")"
 (cd "$T/x" && tar -cf "$T/two.tar" datasets/calib_data_vae_256/data_3.npy datasets/calib_data_vae_256/data_7.npy)
 mkdir -p "$T/all"
 ok "--all" "$SDC" decode --decoder vaelight --latent "$T/two.tar" --latent-scaled --all "$T/all"
 [ "$(ls "$T/all" | tr '\n' ' ')" = "data_3.png data_7.png " ] && pass || fail "--all wrote: $(ls "$T/all")"
-grep -q "data_7.npy -> .*/all/data_7.png" "$T/ok.out" && pass || fail "--all did not list data_7"
+grep -q "data_7.npy -> .*/all/data_7.png" "$T/out.txt" && pass || fail "--all did not list data_7"
 [ "$(png_size "$T/all/data_3.png")" = 256x256 ] && pass || fail "--all PNG size"
 
 # ---- refusals ------------------------------------------------------------------------------------
-expect_refusal "encoder as decoder" "not the vaelight preview decoder" \
+expect_refusal -s -n "not the vaelight preview decoder" "encoder as decoder" \
     "$SDC" decode --decoder vaelight --decoder-path "$VL/VAEencoder.onnx" --latent "$T256" -o "$T/r1.npy"
-expect_refusal "unknown decoder" "expected vae or vaelight" "$SDC" decode --decoder taesd --latent "$T256" -o "$T/r2.npy"
-expect_refusal "-m with vaelight" "-m is not used" "$SDC" decode --decoder vaelight -m x.safetensors --latent "$T256" -o "$T/r3.npy"
-expect_refusal "missing member" "no member named 'nope.npy'" "$SDC" decode --decoder vaelight --latent "$T256" --member nope.npy -o "$T/r4.npy"
-expect_refusal "index past the end" "the archive has 20 file members" "$SDC" decode --decoder vaelight --latent "$T256" --index 20 -o "$T/r5.npy"
-expect_refusal "--all on an npy" "for a .tar" "$SDC" decode --decoder vaelight --latent "$T/x/$M0" --all "$T" 
-expect_refusal "--all and -o" "no -o with it" "$SDC" decode --decoder vaelight --latent "$T256" --all "$T" -o "$T/r6.npy"
-expect_refusal "--all not a dir" "not a directory" "$SDC" decode --decoder vaelight --latent "$T256" --all "$T/nodir"
-expect_refusal "no output" "no output given" "$SDC" decode --decoder vaelight --latent "$T256"
-expect_refusal "bad extension" "must end in .npy or .png" "$SDC" decode --decoder vaelight --latent "$T256" -o "$T/r7.jpg"
-expect_refusal "missing decoder file" "cannot open" "$SDC" decode --decoder vaelight --decoder-path "$T/none.onnx" --latent "$T256" -o "$T/r8.npy"
+expect_refusal -s -n "expected vae or vaelight" "unknown decoder" "$SDC" decode --decoder taesd --latent "$T256" -o "$T/r2.npy"
+expect_refusal -s -n "-m is not used" "-m with vaelight" "$SDC" decode --decoder vaelight -m x.safetensors --latent "$T256" -o "$T/r3.npy"
+expect_refusal -s -n "no member named 'nope.npy'" "missing member" "$SDC" decode --decoder vaelight --latent "$T256" --member nope.npy -o "$T/r4.npy"
+expect_refusal -s -n "the archive has 20 file members" "index past the end" "$SDC" decode --decoder vaelight --latent "$T256" --index 20 -o "$T/r5.npy"
+expect_refusal -s -n "for a .tar" "--all on an npy" "$SDC" decode --decoder vaelight --latent "$T/x/$M0" --all "$T" 
+expect_refusal -s -n "no -o with it" "--all and -o" "$SDC" decode --decoder vaelight --latent "$T256" --all "$T" -o "$T/r6.npy"
+expect_refusal -s -n "not a directory" "--all not a dir" "$SDC" decode --decoder vaelight --latent "$T256" --all "$T/nodir"
+expect_refusal -s -n "no output given" "no output" "$SDC" decode --decoder vaelight --latent "$T256"
+expect_refusal -s -n "must end in .npy or .png" "bad extension" "$SDC" decode --decoder vaelight --latent "$T256" -o "$T/r7.jpg"
+expect_refusal -s -n "cannot open" "missing decoder file" "$SDC" decode --decoder vaelight --decoder-path "$T/none.onnx" --latent "$T256" -o "$T/r8.npy"
 head -c 20000 "$T256" >"$T/short.tar"
-expect_refusal "truncated tar" "short.tar" "$SDC" decode --decoder vaelight --latent "$T/short.tar" --index 3 -o "$T/r9.npy"
+expect_refusal -s -n "short.tar" "truncated tar" "$SDC" decode --decoder vaelight --latent "$T/short.tar" --index 3 -o "$T/r9.npy"
 # a NumpyObject member whose pickle calls os.system("touch PWNED")
 mkdir -p "$T/evil/datasets"
 { h="{'descr': '|O', 'fortran_order': False, 'shape': (), }"; pad=$((118 - ${#h} - 1))
   printf '\223NUMPY\001\000\166\000%s%*s\n' "$h" $pad ''
   printf '\200\003cos\nsystem\nX\013\000\000\000touch PWNED\205R.'; } >"$T/evil/datasets/data_0.npy"
 (cd "$T/evil" && tar -cf "$T/evil.tar" datasets/data_0.npy)
-(cd "$T" && expect_refusal "os.system pickle" "refers to 'os.system'" "$SDC" decode --decoder vaelight --latent "$T/evil.tar" -o "$T/r10.npy")
+expect_refusal -s -C "$T" -n "refers to 'os.system'" "os.system pickle" "$SDC" decode --decoder vaelight --latent "$T/evil.tar" -o "$T/r10.npy"
 [ ! -e "$T/PWNED" ] && pass || fail "the pickle ran os.system"
 head -c 48 /dev/zero | npy_f32 "$T/rgb.npy" "1, 3, 2, 2"
-expect_refusal "wrong latent shape" "latent must be [B, 4, h, w]" "$SDC" decode --decoder vaelight --latent "$T/rgb.npy" -o "$T/r11.npy"
+expect_refusal -s -n "latent must be [B, 4, h, w]" "wrong latent shape" "$SDC" decode --decoder vaelight --latent "$T/rgb.npy" -o "$T/r11.npy"
 ls "$T"/r*.npy "$T"/r*.jpg >/dev/null 2>&1 && fail "a refused decode left an output file" || pass
 
 # ---- against ONNX Runtime ------------------------------------------------------------------------
-if ! command -v node >/dev/null 2>&1; then
-    echo "vaelight: node not found: the ONNX Runtime comparisons are skipped (scripts/setup.sh installs node)"
-    rm -rf "$T"
-    echo "$passed passed, $failed failed"
-    [ $failed -eq 0 ]
-    exit
-fi
-if ! (cd "$ROOT" && node -e "require('onnxruntime-node'); require('jpeg-js')" 2>/dev/null); then
-    fail "onnxruntime-node or jpeg-js is not installed: run scripts/setup.sh (npm install into $ROOT/node_modules)"
-    echo "$passed passed, $failed failed"
-    exit 1
-fi
+need_node onnxruntime-node jpeg-js
 node -e "console.log('  node ' + process.version + ', onnxruntime-node ' + require('onnxruntime-node/package.json').version)" 2>/dev/null
 
 # plain [1, 4, h, w] latent from a NumpyObject member: its last bytes are the float32 payload then
@@ -182,5 +141,4 @@ else
 fi
 
 rm -rf "$T"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

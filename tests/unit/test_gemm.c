@@ -5,7 +5,11 @@
  *  - gemm parity: sdc_gemm vs sdc_gemm_ref over shapes at and around the tile edges (1, MR +- 1,
  *    NR +- 1, KC +- 1), every dtype for A and for B, row-major / transposed / generic strides,
  *    bias_col, bias_row, accumulate, ldc > N (padding untouched), K = 0; by NMSE and by the max
- *    error relative to the largest output;
+ *    error relative to the largest output; on AArch64, the micro-kernel is the NEON 8 x 12 one;
+ *  - awkward sizes: every M x N from {1, 3, 7, 15, 17, 31, 33, 63, 65, 77, 154, 257} with a rotating
+ *    K from the same set, B f32/f16/bf16 in the linear (W[N,K]) layout, bias and accumulate
+ *    rotating, vs the reference and 1 vs 2 threads bit-identical; and shapes spanning several
+ *    A blocks (MC) and B blocks (NC = 768 on AVX-512);
  *  - thread-count invariance: 1, 2 and 3 threads (and NULL) give bit-identical C, for splits over
  *    rows and over columns, and for conv2d;
  *  - conv2d parity: 3x3 pad 1, stride 2 pad 1, 1x1, 3x3 pad 0, odd sizes (7x5), bias, accumulate,
@@ -186,6 +190,9 @@ static void test_gemm_parity(sdc_pool *pool) {
         {13, 31, 64},  {14, 32, 100}, {15, 33, 47},  {28, 64, 320}, {29, 65, 321}, {27, 63, 319},
         {8, 40, 257},  {64, 40, 200}, {40, 80, 41},  {64, 96, 40},  {154, 48, 77}, {33, 9, 700},
         {2, 300, 33},  {100, 3, 50},  {50, 130, 15}, {17, 12, 641},
+        /* AArch64 NEON 8 x 12 tiles: exactly one tile, one row and column more, N = 12 + 4 (a wide
+         * and a narrow panel), N = 4 (narrow only), 28 = 2 x 12 + 4, 25; K below the 4 lanes */
+        {8, 12, 4},    {9, 13, 3},    {16, 16, 7},   {7, 4, 2},     {24, 28, 11},  {23, 25, 322},
     };
     const int nsizes = (int)(sizeof sizes / sizeof sizes[0]);
     errstat worst = {0, 0};
@@ -230,6 +237,52 @@ static void test_gemm_parity(sdc_pool *pool) {
     g.M = 0;
     sdc_gemm(pool, &g);
     CHECK(C[0] == 111, "M = 0 writes nothing");
+}
+
+/* Awkward sizes (below one tile, around the vector widths, several M/N blocks): parity with the
+ * reference, and C bit-identical between the calling thread alone and a pool of 2. */
+static void test_gemm_awkward(sdc_pool *pool) {
+    printf("gemm awkward sizes vs sdc_gemm_ref, 1 vs 2 threads\n");
+    static const int sz[] = {1, 3, 7, 15, 17, 31, 33, 63, 65, 77, 154, 257};
+    enum { NS = (int)(sizeof sz / sizeof sz[0]) };
+    int shapes[NS * NS + 3][3], n = 0;
+    for (int i = 0; i < NS; i++)
+        for (int j = 0; j < NS; j++) shapes[n][0] = sz[i], shapes[n][1] = sz[j], shapes[n++][2] = sz[(i * 5 + j * 7) % NS];
+    static const int big[3][3] = {{350, 800, 330}, {700, 1600, 65}, {29, 1537, 641}};
+    for (int b = 0; b < 3; b++) shapes[n][0] = big[b][0], shapes[n][1] = big[b][1], shapes[n++][2] = big[b][2];
+    errstat worst = {0, 0};
+    int bad_threads = 0, bad_parity = 0;
+    for (int s = 0; s < n; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        sdc_dtype bdt = (sdc_dtype)(s % 3 == 0 ? SDC_F32 : s % 3 == 1 ? SDC_F16 : SDC_BF16);
+        float *A = rand_f32((size_t)M * K), *bias = rand_f32((size_t)N);
+        void *B = rand_buf((size_t)N * K, bdt);
+        size_t cn = (size_t)M * N;
+        float *C0 = rand_f32(cn), *C1 = malloc(cn * sizeof(float)), *R = malloc(cn * sizeof(float));
+        memcpy(C1, C0, cn * sizeof(float));
+        memcpy(R, C0, cn * sizeof(float));
+        sdc_gemm_args g = {.M = M, .N = N, .K = K, .A = {A, SDC_F32, K, 1}, .B = {B, bdt, 1, K},
+                           .C = C0, .ldc = N, .bias_col = (s / 3) % 2 ? bias : NULL,
+                           .accumulate = (s / 2) % 2};
+        sdc_gemm(NULL, &g);
+        g.C = C1;
+        sdc_gemm(pool, &g);
+        g.C = R;
+        sdc_gemm_ref(&g);
+        if (memcmp(C0, C1, cn * sizeof(float)) && bad_threads++ < 5)
+            CHECK(0, "gemm %dx%dx%d B=%s: 2 threads differ from 1", M, N, K, dtname(bdt));
+        errstat e = compare(C0, R, M, N, N);
+        if (!(e.nmse <= 1e-10 && e.maxrel <= 1e-5) && bad_parity++ < 5)
+            CHECK(0, "gemm %dx%dx%d B=%s: nmse %.3e maxrel %.3e", M, N, K, dtname(bdt), e.nmse, e.maxrel);
+        if (!(e.nmse <= worst.nmse)) worst.nmse = e.nmse;
+        if (!(e.maxrel <= worst.maxrel)) worst.maxrel = e.maxrel;
+        free(A), free(bias), free(B), free(C0), free(C1), free(R);
+    }
+    printf("  %d cases\n", n);
+    CHECK(bad_threads == 0, "awkward sizes: 1 and 2 threads bit-identical (%d differ)", bad_threads);
+    CHECK(bad_parity == 0, "awkward sizes: parity with the reference (%d fail)", bad_parity);
+    CHECK_CLOSE(worst.nmse, 1e-10, "awkward sizes worst NMSE");
+    CHECK_CLOSE(worst.maxrel, 1e-5, "awkward sizes worst max error / max |C|");
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -326,9 +379,16 @@ static void test_conv2d(void) {
 }
 
 int main(void) {
+    int mr = 0, nr = 0;
+    sdc_gemm_tile_shape(&mr, &nr);
+    printf("gemm micro-kernel tile %d x %d\n", mr, nr);
+#if defined(__aarch64__)
+    CHECK(mr == 8 && nr == 12, "AArch64 runs the NEON 8 x 12 micro-kernel, not %d x %d", mr, nr);
+#endif
     test_pool();
     sdc_pool *pool = sdc_pool_new(2);
     test_gemm_parity(pool);
+    test_gemm_awkward(pool);
     sdc_pool_free(pool);
     test_gemm_threads();
     test_conv2d();

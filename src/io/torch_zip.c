@@ -1,14 +1,15 @@
 /* src/io/torch_zip.c: torch.save zip archives and their restricted pickle (contract in
  * torch_zip.h).
  *
- * Layout of this file: zip directory, pickle machine (objects, opcodes, the allowed globals),
- * tensors out, writer. Objects live in one list owned by the file and are freed together; the
- * stack, memo and containers hold pointers to them. Strings point into the file image. No opcode
- * recurses, so a hostile pickle costs at most the bounded object count, stack and memo. */
+ * Layout of this file: zip directory; the pickle hooks for the shared machine in pickle_vm.h (the
+ * allowed globals, REDUCE, BINPERSID, NEWOBJ, BUILD) and the object tree made from its result;
+ * tensors out; writer. The tree's objects live in one list owned by the file and are freed
+ * together; strings and tensor data point into the file image. */
 #include "io/torch_zip.h"
 
+#include "io/pickle_vm.h"
+
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,135 +167,12 @@ static const zentry *zip_get(sdc_torch_file *f, const char *rest, size_t rest_le
 }
 
 /* ============================================================================================ */
-/* Pickle machine                                                                               */
+/* Pickle hooks: the allowed globals and what REDUCE, BINPERSID, NEWOBJ and BUILD make of them  */
 /* ============================================================================================ */
 
 typedef enum {
     G_ORDERED_DICT, G_SET, G_REBUILD_TENSOR, G_REBUILD_PARAM, G_REBUILD_PARAM_STATE, G_PARAMETER_DICT, G_STORAGE
 } gkind;
-
-typedef struct pm {
-    sdc_torch_file *f;
-    const uint8_t *b;
-    size_t len, pos, op_at;
-    sdc_error *err;
-    sdc_torch_obj **stack;
-    size_t sp, cap_stack;
-    size_t marks[256];
-    int n_marks;
-    sdc_torch_obj **memo;
-    size_t cap_memo, n_memo;
-    size_t n_slots;
-} pm;
-
-static sdc_status pfail(pm *m, sdc_status code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static sdc_status pfail(pm *m, sdc_status code, const char *fmt, ...) {
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return sdc_fail(m->err, code, "%s: data.pkl offset %zu: %s", m->f->label, m->op_at, msg);
-}
-
-static sdc_torch_obj *new_obj(pm *m, sdc_torch_kind k) {
-    sdc_torch_file *f = m->f;
-    if (f->n_objs == SDC_TORCH_MAX_OBJECTS) {
-        pfail(m, SDC_E_LIMIT, "more than %d objects", SDC_TORCH_MAX_OBJECTS);
-        return NULL;
-    }
-    if (f->n_objs == f->cap_objs) {
-        size_t cap = f->cap_objs ? 2 * f->cap_objs : 64;
-        sdc_torch_obj **o = realloc(f->objs, cap * sizeof *o);
-        if (!o) {
-            pfail(m, SDC_E_NOMEM, "out of memory");
-            return NULL;
-        }
-        f->objs = o;
-        f->cap_objs = cap;
-    }
-    sdc_torch_obj *o = calloc(1, sizeof *o);
-    if (!o) {
-        pfail(m, SDC_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    o->kind = k;
-    f->objs[f->n_objs++] = o;
-    return o;
-}
-
-static sdc_status push(pm *m, sdc_torch_obj *o) {
-    if (!o) return m->err->code != SDC_OK ? m->err->code : SDC_E_NOMEM;
-    if (m->sp == SDC_TORCH_MAX_STACK) return pfail(m, SDC_E_LIMIT, "stack deeper than %d", SDC_TORCH_MAX_STACK);
-    if (m->sp == m->cap_stack) {
-        size_t cap = m->cap_stack ? 2 * m->cap_stack : 64;
-        sdc_torch_obj **s = realloc(m->stack, cap * sizeof *s);
-        if (!s) return pfail(m, SDC_E_NOMEM, "out of memory");
-        m->stack = s;
-        m->cap_stack = cap;
-    }
-    m->stack[m->sp++] = o;
-    return SDC_OK;
-}
-
-static size_t floor_of(const pm *m) { return m->n_marks ? m->marks[m->n_marks - 1] : 0; }
-
-static sdc_torch_obj *pop(pm *m) {
-    if (m->sp <= floor_of(m)) {
-        pfail(m, SDC_E_FORMAT, "stack underflow");
-        return NULL;
-    }
-    return m->stack[--m->sp];
-}
-
-static sdc_torch_obj *top(pm *m) {
-    if (m->sp <= floor_of(m)) {
-        pfail(m, SDC_E_FORMAT, "stack underflow");
-        return NULL;
-    }
-    return m->stack[m->sp - 1];
-}
-
-static sdc_status add_item(pm *m, sdc_torch_obj *c, sdc_torch_obj *x) {
-    if (m->n_slots >= (size_t)SDC_TORCH_MAX_OBJECTS * 8) return pfail(m, SDC_E_LIMIT, "containers hold too many items");
-    if (c->n_items == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 4;
-        sdc_torch_obj **it = realloc(c->items, cap * sizeof *it);
-        if (!it) return pfail(m, SDC_E_NOMEM, "out of memory");
-        c->items = it;
-        c->cap = cap;
-    }
-    c->items[c->n_items++] = x;
-    m->n_slots++;
-    return SDC_OK;
-}
-
-static sdc_status take(pm *m, size_t n, const uint8_t **p) {
-    if (m->len - m->pos < n) return pfail(m, SDC_E_FORMAT, "truncated");
-    *p = m->b + m->pos;
-    m->pos += n;
-    return SDC_OK;
-}
-
-static sdc_status take_uint(pm *m, size_t n, uint64_t *v) {
-    const uint8_t *p = NULL;
-    SDC_TRY(take(m, n, &p));
-    uint64_t r = 0;
-    for (size_t i = 0; i < n; i++) r |= (uint64_t)p[i] << (8 * i);
-    *v = r;
-    return SDC_OK;
-}
-
-static int mem_is(const void *p, size_t n, const char *s) { return n == strlen(s) && memcmp(p, s, n) == 0; }
-
-int sdc_torch_str_is(const sdc_torch_obj *o, const char *s) {
-    return o && o->kind == SDC_TORCH_STR && mem_is(o->s, o->n, s);
-}
 
 static const struct {
     const char *mod, *name;
@@ -320,32 +198,44 @@ static const struct {
     {"torch", "BoolStorage", G_STORAGE, SDC_BOOL},
 };
 
-static sdc_status find_global(pm *m, const uint8_t *mod, size_t nm, const uint8_t *name, size_t nn) {
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
-        if (mem_is(mod, nm, allowed[i].mod) && mem_is(name, nn, allowed[i].name)) {
-            sdc_torch_obj *o = new_obj(m, SDC_TORCH_GLOBAL);
-            if (o) {
-                o->i = allowed[i].g;
-                o->dtype = allowed[i].dt;
-                o->cls = allowed[i].name;
-            }
-            return push(m, o);
-        }
-    for (size_t i = 0; i < nm + nn; i++) {
-        uint8_t c = i < nm ? mod[i] : name[i - nm];
-        if (c < 0x20 || c >= 0x7f) return pfail(m, SDC_E_UNSUPPORTED, "refers to a non-ASCII global (nothing is executed)");
-    }
-    return pfail(m, SDC_E_UNSUPPORTED, "refers to '%.*s.%.*s', which is not a tensor container (nothing is executed)",
-                 nm > 60 ? 60 : (int)nm, (const char *)mod, nn > 60 ? 60 : (int)nn, (const char *)name);
+/* Tensors, storages and ParameterDict objects are the machine's EXT objects, tagged with their
+ * sdc_torch_kind; their payload is already the sdc_torch_obj they become (plus an OBJECT's state,
+ * a machine object until tree() translates it). */
+typedef struct {
+    sdc_torch_obj t;
+    sdc_pv_obj *state;
+} ext_obj;
+
+static sdc_torch_obj *ext_of(const sdc_pv_obj *o, sdc_torch_kind k) {
+    return o->kind == SDC_PV_EXT && o->i == (int64_t)k ? &((ext_obj *)o->ext)->t : NULL;
 }
 
-static int is_global(const sdc_torch_obj *o, gkind g) { return o->kind == SDC_TORCH_GLOBAL && o->i == (int64_t)g; }
+static sdc_torch_obj *new_ext(sdc_pv *m, sdc_torch_kind k, sdc_pv_obj **o) {
+    *o = sdc_pv_new_ext(m, (int)k, sizeof(ext_obj));
+    if (!*o) return NULL;
+    sdc_torch_obj *t = &((ext_obj *)(*o)->ext)->t;
+    t->kind = k;
+    return t;
+}
+
+static int find_global(void *ctx, const uint8_t *mod, size_t nm, const uint8_t *name, size_t nn) {
+    (void)ctx;
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (sdc_pv_mem_is(mod, nm, allowed[i].mod) && sdc_pv_mem_is(name, nn, allowed[i].name)) return (int)i;
+    return -1;
+}
+
+static int is_global(const sdc_pv_obj *o, gkind g) { return o->kind == SDC_PV_GLOBAL && allowed[o->i].g == g; }
+
+int sdc_torch_str_is(const sdc_torch_obj *o, const char *s) {
+    return o && o->kind == SDC_TORCH_STR && sdc_pv_mem_is(o->s, o->n, s);
+}
 
 /* A tuple of non-negative ints, at most SDC_TORCH_MAX_DIMS long. */
-static int int_tuple(const sdc_torch_obj *t, int *n, int64_t *v) {
-    if (t->kind != SDC_TORCH_TUPLE || t->n_items > SDC_TORCH_MAX_DIMS) return 0;
+static int int_tuple(const sdc_pv_obj *t, int *n, int64_t *v) {
+    if (t->kind != SDC_PV_TUPLE || t->n_items > SDC_TORCH_MAX_DIMS) return 0;
     for (size_t i = 0; i < t->n_items; i++) {
-        if (t->items[i]->kind != SDC_TORCH_INT || t->items[i]->i < 0) return 0;
+        if (t->items[i]->kind != SDC_PV_INT || t->items[i]->i < 0) return 0;
         v[i] = t->items[i]->i;
     }
     *n = (int)t->n_items;
@@ -353,315 +243,157 @@ static int int_tuple(const sdc_torch_obj *t, int *n, int64_t *v) {
 }
 
 /* _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]) */
-static sdc_status rebuild_tensor(pm *m, sdc_torch_obj **a, size_t na) {
-    if (na < 4 || na > 7 || a[0]->kind != SDC_TORCH_STORAGE || a[1]->kind != SDC_TORCH_INT || a[1]->i < 0)
-        return pfail(m, SDC_E_FORMAT, "_rebuild_tensor_v2 with unexpected arguments");
-    sdc_torch_obj *t = new_obj(m, SDC_TORCH_TENSOR);
+static sdc_status rebuild_tensor(sdc_pv *m, sdc_pv_obj **a, size_t na, sdc_pv_obj **out) {
+    const sdc_torch_file *f = m->cfg->ctx;
+    const sdc_torch_obj *s = na >= 1 ? ext_of(a[0], SDC_TORCH_STORAGE) : NULL;
+    if (na < 4 || na > 7 || !s || a[1]->kind != SDC_PV_INT || a[1]->i < 0)
+        return sdc_pv_fail(m, SDC_E_FORMAT, "_rebuild_tensor_v2 with unexpected arguments");
+    sdc_torch_obj *t = new_ext(m, SDC_TORCH_TENSOR, out);
     if (!t) return m->err->code;
     int ns = 0, nt = 0;
     if (!int_tuple(a[2], &ns, t->shape) || !int_tuple(a[3], &nt, t->stride) || ns != nt)
-        return pfail(m, SDC_E_FORMAT, "_rebuild_tensor_v2: size and stride are not matching tuples of at most %d ints",
-                     SDC_TORCH_MAX_DIMS);
+        return sdc_pv_fail(m, SDC_E_FORMAT, "_rebuild_tensor_v2: size and stride are not matching tuples of at most %d ints",
+                           SDC_TORCH_MAX_DIMS);
     t->ndim = ns;
-    t->dtype = a[0]->dtype;
-    t->data = a[0]->data;
-    t->storage_numel = a[0]->storage_numel;
+    t->dtype = s->dtype;
+    t->data = s->data;
+    t->storage_numel = s->storage_numel;
     t->offset = a[1]->i;
     /* the last element it addresses must lie inside the storage */
     int64_t last = t->offset, numel = 1;
     for (int d = 0; d < ns; d++) {
-        if (__builtin_mul_overflow(numel, t->shape[d], &numel)) return pfail(m, SDC_E_FORMAT, "tensor size overflows");
+        if (__builtin_mul_overflow(numel, t->shape[d], &numel)) return sdc_pv_fail(m, SDC_E_FORMAT, "tensor size overflows");
         if (t->shape[d] == 0) continue;
         int64_t span;
         if (__builtin_mul_overflow(t->shape[d] - 1, t->stride[d], &span) || __builtin_add_overflow(last, span, &last))
-            return pfail(m, SDC_E_FORMAT, "tensor strides overflow");
+            return sdc_pv_fail(m, SDC_E_FORMAT, "tensor strides overflow");
     }
-    if (numel > (int64_t)m->f->len) /* bounds what a reader allocates, even for stride-0 views */
-        return pfail(m, SDC_E_LIMIT, "a tensor of %lld elements in a file of %zu bytes", (long long)numel, m->f->len);
+    if (numel > (int64_t)f->len) /* bounds what a reader allocates, even for stride-0 views */
+        return sdc_pv_fail(m, SDC_E_LIMIT, "a tensor of %lld elements in a file of %zu bytes", (long long)numel, f->len);
     if (numel > 0 && last >= t->storage_numel)
-        return pfail(m, SDC_E_FORMAT, "a tensor reaches element %lld of a storage of %lld", (long long)last,
-                     (long long)t->storage_numel);
-    return push(m, t);
+        return sdc_pv_fail(m, SDC_E_FORMAT, "a tensor reaches element %lld of a storage of %lld", (long long)last,
+                           (long long)t->storage_numel);
+    return SDC_OK;
 }
 
 /* REDUCE: callable(*args), for the allowed callables. */
-static sdc_status reduce(pm *m) {
-    sdc_torch_obj *args = pop(m), *fn = pop(m);
-    if (!args || !fn) return m->err->code;
-    if (fn->kind != SDC_TORCH_GLOBAL || args->kind != SDC_TORCH_TUPLE)
-        return pfail(m, SDC_E_UNSUPPORTED, "REDUCE of something that is not an allowed global");
-    sdc_torch_obj **a = args->items;
-    size_t na = args->n_items;
-    switch ((gkind)fn->i) {
+static sdc_status reduce(sdc_pv *m, const sdc_pv_obj *fn, sdc_pv_obj **a, size_t na, sdc_pv_obj **out) {
+    switch (allowed[fn->i].g) {
     case G_ORDERED_DICT:
-        if (na != 0) return pfail(m, SDC_E_UNSUPPORTED, "OrderedDict with arguments");
-        return push(m, new_obj(m, SDC_TORCH_DICT));
+        if (na != 0) return sdc_pv_fail(m, SDC_E_UNSUPPORTED, "OrderedDict with arguments");
+        *out = sdc_pv_new(m, SDC_PV_DICT);
+        return *out ? SDC_OK : m->err->code;
     case G_SET: {
-        if (na != 1 || a[0]->kind != SDC_TORCH_LIST) return pfail(m, SDC_E_UNSUPPORTED, "set() of something other than a list");
-        sdc_torch_obj *l = new_obj(m, SDC_TORCH_LIST);
+        if (na != 1 || a[0]->kind != SDC_PV_LIST) return sdc_pv_fail(m, SDC_E_UNSUPPORTED, "set() of something other than a list");
+        sdc_pv_obj *l = sdc_pv_new(m, SDC_PV_LIST);
         if (!l) return m->err->code;
-        for (size_t i = 0; i < a[0]->n_items; i++) SDC_TRY(add_item(m, l, a[0]->items[i]));
-        return push(m, l);
+        for (size_t i = 0; i < a[0]->n_items; i++) SDC_TRY(sdc_pv_add_item(m, l, a[0]->items[i]));
+        *out = l;
+        return SDC_OK;
     }
     case G_REBUILD_TENSOR:
-        return rebuild_tensor(m, a, na);
+        return rebuild_tensor(m, a, na, out);
     case G_REBUILD_PARAM:
     case G_REBUILD_PARAM_STATE:
-        if (na < 1 || a[0]->kind != SDC_TORCH_TENSOR) return pfail(m, SDC_E_FORMAT, "_rebuild_parameter of a non-tensor");
-        return push(m, a[0]);
+        if (na < 1 || !ext_of(a[0], SDC_TORCH_TENSOR)) return sdc_pv_fail(m, SDC_E_FORMAT, "_rebuild_parameter of a non-tensor");
+        *out = a[0];
+        return SDC_OK;
     case G_PARAMETER_DICT:
     case G_STORAGE:
         break;
     }
-    return pfail(m, SDC_E_UNSUPPORTED, "REDUCE of %s is not allowed", fn->cls);
+    return sdc_pv_fail(m, SDC_E_UNSUPPORTED, "REDUCE of %s is not allowed", allowed[fn->i].name);
 }
 
 /* BINPERSID: ('storage', torch.XStorage, key, location, numel) -> the storage's bytes. */
-static sdc_status persistent_load(pm *m) {
-    sdc_torch_obj *pid = pop(m);
-    if (!pid) return m->err->code;
-    sdc_torch_obj **a = pid->items;
-    if (pid->kind != SDC_TORCH_TUPLE || pid->n_items != 5 || !sdc_torch_str_is(a[0], "storage") ||
-        !is_global(a[1], G_STORAGE) || a[2]->kind != SDC_TORCH_STR || a[4]->kind != SDC_TORCH_INT || a[4]->i < 0)
-        return pfail(m, SDC_E_UNSUPPORTED, "a persistent id that is not ('storage', torch.*Storage, key, location, numel)");
+static sdc_status persistent_load(sdc_pv *m, sdc_pv_obj *pid, sdc_pv_obj **out) {
+    sdc_torch_file *f = m->cfg->ctx;
+    sdc_pv_obj **a = pid->items;
+    if (pid->kind != SDC_PV_TUPLE || pid->n_items != 5 || !sdc_pv_str_is(a[0], "storage") || !is_global(a[1], G_STORAGE) ||
+        a[2]->kind != SDC_PV_STR || a[4]->kind != SDC_PV_INT || a[4]->i < 0)
+        return sdc_pv_fail(m, SDC_E_UNSUPPORTED, "a persistent id that is not ('storage', torch.*Storage, key, location, numel)");
     char rest[96];
-    if (a[2]->n > 64) return pfail(m, SDC_E_FORMAT, "storage key longer than 64 bytes");
-    int rl = snprintf(rest, sizeof rest, "data/%.*s", (int)a[2]->n, a[2]->s);
-    const zentry *z = zip_get(m->f, rest, (size_t)rl, m->err);
+    const char *key = (const char *)a[2]->p;
+    if (a[2]->n > 64) return sdc_pv_fail(m, SDC_E_FORMAT, "storage key longer than 64 bytes");
+    int rl = snprintf(rest, sizeof rest, "data/%.*s", (int)a[2]->n, key);
+    const zentry *z = zip_get(f, rest, (size_t)rl, m->err);
     if (!z) return m->err->code;
-    size_t es = sdc_dtype_table[a[1]->dtype].size;
+    sdc_dtype dt = allowed[a[1]->i].dt;
+    size_t es = sdc_dtype_table[dt].size;
     if ((uint64_t)a[4]->i > z->size / es)
-        return pfail(m, SDC_E_FORMAT, "storage %.*s claims %lld elements, its entry holds %zu bytes", (int)a[2]->n, a[2]->s,
-                     (long long)a[4]->i, z->size);
-    sdc_torch_obj *s = new_obj(m, SDC_TORCH_STORAGE);
+        return sdc_pv_fail(m, SDC_E_FORMAT, "storage %.*s claims %lld elements, its entry holds %zu bytes", (int)a[2]->n, key,
+                           (long long)a[4]->i, z->size);
+    sdc_torch_obj *s = new_ext(m, SDC_TORCH_STORAGE, out);
     if (!s) return m->err->code;
-    s->dtype = a[1]->dtype;
+    s->dtype = dt;
     s->data = z->data;
     s->storage_numel = a[4]->i;
-    return push(m, s);
+    return SDC_OK;
 }
 
-static sdc_status memo_put(pm *m, uint64_t key) {
-    sdc_torch_obj *o = top(m);
+/* NEWOBJ: cls.__new__(cls, *args), for ParameterDict only. */
+static sdc_status newobj(sdc_pv *m, sdc_pv_obj *cls, sdc_pv_obj *args, sdc_pv_obj **out) {
+    if (!is_global(cls, G_PARAMETER_DICT) || args->kind != SDC_PV_TUPLE)
+        return sdc_pv_fail(m, SDC_E_UNSUPPORTED, "NEWOBJ of something other than torch.nn.ParameterDict");
+    sdc_torch_obj *o = new_ext(m, SDC_TORCH_OBJECT, out);
     if (!o) return m->err->code;
-    if (key >= SDC_TORCH_MAX_MEMO) return pfail(m, SDC_E_LIMIT, "memo key %llu too large", (unsigned long long)key);
-    if (key >= m->cap_memo) {
-        size_t cap = m->cap_memo ? m->cap_memo : 64;
-        while (cap <= key) cap *= 2;
-        sdc_torch_obj **nm = realloc(m->memo, cap * sizeof *nm);
-        if (!nm) return pfail(m, SDC_E_NOMEM, "out of memory");
-        memset(nm + m->cap_memo, 0, (cap - m->cap_memo) * sizeof *nm);
-        m->memo = nm;
-        m->cap_memo = cap;
-    }
-    m->memo[key] = o;
+    o->cls = "torch.nn.modules.container.ParameterDict";
     return SDC_OK;
 }
 
-static sdc_status memo_get(pm *m, uint64_t key) {
-    if (key >= m->cap_memo || !m->memo[key]) return pfail(m, SDC_E_FORMAT, "memo key %llu not set", (unsigned long long)key);
-    return push(m, m->memo[key]);
-}
-
-static sdc_status pop_mark(pm *m, size_t *from) {
-    if (m->n_marks == 0) return pfail(m, SDC_E_FORMAT, "no MARK");
-    *from = m->marks[--m->n_marks];
+/* BUILD: a new ParameterDict's state, a dict (or (dict, slots)). */
+static sdc_status build(sdc_pv *m, sdc_pv_obj *o, sdc_pv_obj *st) {
+    if (!ext_of(o, SDC_TORCH_OBJECT) || ((ext_obj *)o->ext)->state)
+        return sdc_pv_fail(m, SDC_E_UNSUPPORTED, "BUILD on something other than a new ParameterDict");
+    if (st->kind == SDC_PV_TUPLE && st->n_items == 2) st = st->items[0];
+    if (st->kind != SDC_PV_DICT) return sdc_pv_fail(m, SDC_E_UNSUPPORTED, "BUILD with a state that is not a dict");
+    ((ext_obj *)o->ext)->state = st;
     return SDC_OK;
 }
 
-static sdc_status tuple_from(pm *m, size_t from) {
-    sdc_torch_obj *t = new_obj(m, SDC_TORCH_TUPLE);
-    if (!t) return m->err->code;
-    for (size_t i = from; i < m->sp; i++) SDC_TRY(add_item(m, t, m->stack[i]));
-    m->sp = from;
-    return push(m, t);
-}
-
-static sdc_status set_items(pm *m, sdc_torch_obj *d, sdc_torch_obj **kv, size_t n) {
-    if (d->kind != SDC_TORCH_DICT) return pfail(m, SDC_E_FORMAT, "SETITEM on something that is not a dict");
-    if (n % 2) return pfail(m, SDC_E_FORMAT, "SETITEMS with an odd number of items");
-    for (size_t i = 0; i < n; i += 2) {
-        sdc_torch_obj *k = kv[i];
-        size_t j = 0;
-        if (k->kind == SDC_TORCH_STR) /* a repeated str key replaces the value, as in Python */
-            for (; j < d->n_items; j += 2)
-                if (d->items[j]->kind == SDC_TORCH_STR && d->items[j]->n == k->n && memcmp(d->items[j]->s, k->s, k->n) == 0)
-                    break;
-        if (k->kind == SDC_TORCH_STR && j < d->n_items) {
-            d->items[j + 1] = kv[i + 1];
-        } else {
-            SDC_TRY(add_item(m, d, k));
-            SDC_TRY(add_item(m, d, kv[i + 1]));
+/* Turns the machine's objects into the file's sdc_torch_obj tree, one for one (f->objs[k] is
+ * m->objs[k]), without recursion: first every object, then the pointers between them. */
+static sdc_status tree(sdc_torch_file *f, const sdc_pv *m, sdc_error *err) {
+    static const sdc_torch_kind kinds[] = {
+        [SDC_PV_NONE] = SDC_TORCH_NONE,   [SDC_PV_BOOL] = SDC_TORCH_BOOL,   [SDC_PV_INT] = SDC_TORCH_INT,
+        [SDC_PV_FLOAT] = SDC_TORCH_FLOAT, [SDC_PV_STR] = SDC_TORCH_STR,     [SDC_PV_BYTES] = SDC_TORCH_BYTES,
+        [SDC_PV_TUPLE] = SDC_TORCH_TUPLE, [SDC_PV_LIST] = SDC_TORCH_LIST,   [SDC_PV_DICT] = SDC_TORCH_DICT,
+        [SDC_PV_GLOBAL] = SDC_TORCH_GLOBAL,
+    };
+    if (!(f->objs = calloc(m->n_objs ? m->n_objs : 1, sizeof *f->objs))) return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory", f->label);
+    f->cap_objs = m->n_objs;
+    for (size_t k = 0; k < m->n_objs; k++) {
+        const sdc_pv_obj *o = m->objs[k];
+        sdc_torch_obj *t = calloc(1, sizeof *t);
+        if (!t) return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory", f->label);
+        f->objs[f->n_objs++] = t;
+        if (o->n_items && !(t->items = malloc(o->n_items * sizeof *t->items)))
+            return sdc_fail(err, SDC_E_NOMEM, "%s: out of memory", f->label);
+        if (o->kind == SDC_PV_EXT) {
+            sdc_torch_obj **items = t->items;
+            *t = ((const ext_obj *)o->ext)->t;
+            t->items = items;
+            continue;
         }
+        t->kind = kinds[o->kind];
+        t->i = o->i;
+        t->f = o->f;
+        t->s = (const char *)o->p;
+        t->n = o->n;
+        t->n_items = t->cap = o->n_items;
+        if (o->kind == SDC_PV_GLOBAL) {
+            t->i = allowed[o->i].g;
+            t->dtype = allowed[o->i].dt;
+            t->cls = allowed[o->i].name;
+        }
+    }
+    for (size_t k = 0; k < m->n_objs; k++) {
+        const sdc_pv_obj *o = m->objs[k];
+        for (size_t j = 0; j < o->n_items; j++) f->objs[k]->items[j] = f->objs[o->items[j]->id];
+        if (o->kind == SDC_PV_EXT && ((const ext_obj *)o->ext)->state)
+            f->objs[k]->state = f->objs[((const ext_obj *)o->ext)->state->id];
     }
     return SDC_OK;
-}
-
-static sdc_status run(pm *m) {
-    for (;;) {
-        m->op_at = m->pos;
-        const uint8_t *p = NULL;
-        uint64_t v;
-        SDC_TRY(take(m, 1, &p));
-        uint8_t op = *p;
-        switch (op) {
-        case 0x80: /* PROTO */
-            SDC_TRY(take_uint(m, 1, &v));
-            if (v > 5) return pfail(m, SDC_E_UNSUPPORTED, "pickle protocol %llu", (unsigned long long)v);
-            break;
-        case 0x95: SDC_TRY(take_uint(m, 8, &v)); break; /* FRAME: a length hint */
-        case '.': {                                     /* STOP */
-            sdc_torch_obj *r = pop(m);
-            if (!r) return m->err->code;
-            m->f->root = r;
-            return SDC_OK;
-        }
-        case '(': /* MARK */
-            if (m->n_marks == (int)(sizeof m->marks / sizeof m->marks[0])) return pfail(m, SDC_E_LIMIT, "MARKs nested too deeply");
-            m->marks[m->n_marks++] = m->sp;
-            break;
-        case 'q': SDC_TRY(take_uint(m, 1, &v)); SDC_TRY(memo_put(m, v)); break;
-        case 'r': SDC_TRY(take_uint(m, 4, &v)); SDC_TRY(memo_put(m, v)); break;
-        case 0x94: SDC_TRY(memo_put(m, m->n_memo)); m->n_memo++; break; /* MEMOIZE */
-        case 'h': SDC_TRY(take_uint(m, 1, &v)); SDC_TRY(memo_get(m, v)); break;
-        case 'j': SDC_TRY(take_uint(m, 4, &v)); SDC_TRY(memo_get(m, v)); break;
-        case 'N': SDC_TRY(push(m, new_obj(m, SDC_TORCH_NONE))); break;
-        case 0x88: case 0x89: { /* NEWTRUE, NEWFALSE */
-            sdc_torch_obj *o = new_obj(m, SDC_TORCH_BOOL);
-            if (o) o->i = op == 0x88;
-            SDC_TRY(push(m, o));
-            break;
-        }
-        case 'K': case 'M': case 'J': { /* BININT1, BININT2, BININT */
-            SDC_TRY(take_uint(m, op == 'K' ? 1 : op == 'M' ? 2 : 4, &v));
-            sdc_torch_obj *o = new_obj(m, SDC_TORCH_INT);
-            if (o) o->i = op == 'J' ? (int64_t)(int32_t)(uint32_t)v : (int64_t)v;
-            SDC_TRY(push(m, o));
-            break;
-        }
-        case 0x8a: { /* LONG1 */
-            uint64_t n;
-            SDC_TRY(take_uint(m, 1, &n));
-            if (n > 8) return pfail(m, SDC_E_UNSUPPORTED, "integer wider than 64 bits");
-            SDC_TRY(take_uint(m, (size_t)n, &v));
-            if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1) v |= ~(uint64_t)0 << (8 * n);
-            sdc_torch_obj *o = new_obj(m, SDC_TORCH_INT);
-            if (o) o->i = (int64_t)v;
-            SDC_TRY(push(m, o));
-            break;
-        }
-        case 'G': { /* BINFLOAT: big-endian double */
-            SDC_TRY(take(m, 8, &p));
-            uint64_t bits = 0;
-            for (int i = 0; i < 8; i++) bits = bits << 8 | p[i];
-            sdc_torch_obj *o = new_obj(m, SDC_TORCH_FLOAT);
-            if (o) memcpy(&o->f, &bits, 8);
-            SDC_TRY(push(m, o));
-            break;
-        }
-        case 'X': case 0x8c: case 0x8d: case 'U': case 'T': /* str forms (py2 BINSTRING too) */
-        case 'C': case 'B': case 0x8e: {                     /* bytes forms */
-            size_t w = op == 0x8c || op == 'C' || op == 'U' ? 1 : op == 'X' || op == 'B' || op == 'T' ? 4 : 8;
-            SDC_TRY(take_uint(m, w, &v));
-            if (v > m->len - m->pos) return pfail(m, SDC_E_FORMAT, "string or bytes run past the end");
-            SDC_TRY(take(m, (size_t)v, &p));
-            int str = op == 'X' || op == 0x8c || op == 0x8d || op == 'U' || op == 'T';
-            sdc_torch_obj *o = new_obj(m, str ? SDC_TORCH_STR : SDC_TORCH_BYTES);
-            if (o) o->s = (const char *)p, o->n = (size_t)v;
-            SDC_TRY(push(m, o));
-            break;
-        }
-        case ')': SDC_TRY(push(m, new_obj(m, SDC_TORCH_TUPLE))); break;
-        case 0x85: case 0x86: case 0x87: { /* TUPLE1..3 */
-            size_t n = (size_t)(op - 0x84);
-            if (m->sp - floor_of(m) < n) return pfail(m, SDC_E_FORMAT, "stack underflow");
-            SDC_TRY(tuple_from(m, m->sp - n));
-            break;
-        }
-        case 't': {
-            size_t from = 0;
-            SDC_TRY(pop_mark(m, &from));
-            SDC_TRY(tuple_from(m, from));
-            break;
-        }
-        case ']': SDC_TRY(push(m, new_obj(m, SDC_TORCH_LIST))); break;
-        case '}': SDC_TRY(push(m, new_obj(m, SDC_TORCH_DICT))); break;
-        case 'a': { /* APPEND */
-            sdc_torch_obj *x = pop(m), *l = top(m);
-            if (!x || !l) return m->err->code;
-            if (l->kind != SDC_TORCH_LIST) return pfail(m, SDC_E_FORMAT, "APPEND to something that is not a list");
-            SDC_TRY(add_item(m, l, x));
-            break;
-        }
-        case 'e': { /* APPENDS */
-            size_t from = 0;
-            SDC_TRY(pop_mark(m, &from));
-            if (from <= floor_of(m)) return pfail(m, SDC_E_FORMAT, "stack underflow");
-            sdc_torch_obj *l = m->stack[from - 1];
-            if (l->kind != SDC_TORCH_LIST) return pfail(m, SDC_E_FORMAT, "APPENDS to something that is not a list");
-            for (size_t i = from; i < m->sp; i++) SDC_TRY(add_item(m, l, m->stack[i]));
-            m->sp = from;
-            break;
-        }
-        case 's': { /* SETITEM */
-            sdc_torch_obj *val = pop(m), *key = pop(m), *d = top(m);
-            if (!val || !key || !d) return m->err->code;
-            sdc_torch_obj *kv[2] = {key, val};
-            SDC_TRY(set_items(m, d, kv, 2));
-            break;
-        }
-        case 'u': { /* SETITEMS */
-            size_t from = 0;
-            SDC_TRY(pop_mark(m, &from));
-            if (from <= floor_of(m)) return pfail(m, SDC_E_FORMAT, "stack underflow");
-            SDC_TRY(set_items(m, m->stack[from - 1], m->stack + from, m->sp - from));
-            m->sp = from;
-            break;
-        }
-        case 'c': { /* GLOBAL "module\nname\n" */
-            const uint8_t *s = m->b + m->pos, *end = m->b + m->len;
-            const uint8_t *nl1 = memchr(s, '\n', (size_t)(end - s));
-            const uint8_t *nl2 = nl1 ? memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1)) : NULL;
-            if (!nl2) return pfail(m, SDC_E_FORMAT, "truncated GLOBAL");
-            m->pos = (size_t)(nl2 + 1 - m->b);
-            SDC_TRY(find_global(m, s, (size_t)(nl1 - s), nl1 + 1, (size_t)(nl2 - nl1 - 1)));
-            break;
-        }
-        case 0x93: { /* STACK_GLOBAL */
-            sdc_torch_obj *name = pop(m), *mod = pop(m);
-            if (!name || !mod) return m->err->code;
-            if (mod->kind != SDC_TORCH_STR || name->kind != SDC_TORCH_STR) return pfail(m, SDC_E_FORMAT, "STACK_GLOBAL of non-strings");
-            SDC_TRY(find_global(m, (const uint8_t *)mod->s, mod->n, (const uint8_t *)name->s, name->n));
-            break;
-        }
-        case 'R': SDC_TRY(reduce(m)); break;
-        case 'Q': SDC_TRY(persistent_load(m)); break; /* BINPERSID */
-        case 0x81: { /* NEWOBJ: cls.__new__(cls, *args), for ParameterDict only */
-            sdc_torch_obj *args = pop(m), *cls = pop(m);
-            if (!args || !cls) return m->err->code;
-            if (!is_global(cls, G_PARAMETER_DICT) || args->kind != SDC_TORCH_TUPLE)
-                return pfail(m, SDC_E_UNSUPPORTED, "NEWOBJ of something other than torch.nn.ParameterDict");
-            sdc_torch_obj *o = new_obj(m, SDC_TORCH_OBJECT);
-            if (o) o->cls = "torch.nn.modules.container.ParameterDict";
-            SDC_TRY(push(m, o));
-            break;
-        }
-        case 'b': { /* BUILD: an object's state */
-            sdc_torch_obj *st = pop(m), *o = top(m);
-            if (!st || !o) return m->err->code;
-            if (o->kind != SDC_TORCH_OBJECT || o->state)
-                return pfail(m, SDC_E_UNSUPPORTED, "BUILD on something other than a new ParameterDict");
-            if (st->kind == SDC_TORCH_TUPLE && st->n_items == 2) st = st->items[0]; /* (dict, slots) */
-            if (st->kind != SDC_TORCH_DICT) return pfail(m, SDC_E_UNSUPPORTED, "BUILD with a state that is not a dict");
-            o->state = st;
-            break;
-        }
-        default:
-            if (op >= 0x20 && op < 0x7f)
-                return pfail(m, SDC_E_UNSUPPORTED, "opcode 0x%02x ('%c') is not allowed (only tensors in dicts are read)", op, op);
-            return pfail(m, SDC_E_UNSUPPORTED, "opcode 0x%02x is not allowed (only tensors in dicts are read)", op);
-        }
-    }
 }
 
 /* ============================================================================================ */
@@ -698,10 +430,27 @@ sdc_status sdc_torch_open_memory(const void *buf, size_t len, const char *label,
     const zentry *pkl = st == SDC_OK ? zip_get(f, "data.pkl", 8, err) : NULL;
     if (st == SDC_OK && !pkl) st = err->code;
     if (st == SDC_OK) {
-        pm m = {.f = f, .b = pkl->data, .len = pkl->size, .err = err};
-        st = run(&m);
-        free(m.stack);
-        free(m.memo);
+        const sdc_pv_config cfg = {
+            .label = f->label,
+            .where = "data.pkl",
+            .reads = "only tensors in dicts are read",
+            .refused = ", which is not a tensor container",
+            .min_proto = 0,
+            .opcodes = SDC_PV_OP_BINFLOAT | SDC_PV_OP_BINSTRING,
+            .max_objects = SDC_TORCH_MAX_OBJECTS,
+            .max_stack = SDC_TORCH_MAX_STACK,
+            .max_memo = SDC_TORCH_MAX_MEMO,
+            .hooks = {.global = find_global, .reduce = reduce, .build = build, .newobj = newobj,
+                      .persistent_load = persistent_load},
+            .ctx = f,
+        };
+        sdc_pv m;
+        sdc_pv_obj *root = NULL;
+        sdc_pv_init(&m, &cfg, pkl->data, pkl->size, err);
+        st = sdc_pv_run(&m, &root);
+        if (st == SDC_OK) st = tree(f, &m, err);
+        if (st == SDC_OK) f->root = f->objs[root->id];
+        sdc_pv_free(&m);
     }
     if (st != SDC_OK) {
         sdc_torch_close(f);

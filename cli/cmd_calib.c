@@ -46,6 +46,9 @@ static void usage(int deploy) {
            "      --final-sigmas X     diffusers only: zero (default) or sigma_min\n"
            "      --clip-skip N        1 = last CLIP layer (default)\n"
            "      --raw-prompt         prompts go to CLIP literally (one chunk, no A1111 syntax)\n"
+           "      --embeddings DIR     textual-inversion embeddings for the prompts (as txt2img)\n"
+           "      --lora FILE[:W]      merge a LoRA into the model first (exported and sampled alike);\n"
+           "                           repeatable. <lora:...> tags in prompts are refused here\n"
            "      --max-samples N      keep at most N samples per model, spread evenly over prompts,\n"
            "                           steps and CFG branches (default: all)\n"
            "  -t, --threads N          compute threads (all cores)\n"
@@ -165,7 +168,7 @@ static int run(int argc, char **argv, int deploy) {
     double cfg = 7.0;
     long long seed = 0;
     enum { O_PROMPTS = 256, O_STEPS, O_CFG, O_SEED, O_SAMPLER, O_SCHEDULE, O_COMPAT, O_FINAL, O_CLIPSKIP, O_RAW,
-           O_MAX, O_FORCE, O_FP16 };
+           O_MAX, O_FORCE, O_FP16, O_EMB, O_LORA };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"prompts", required_argument, 0, O_PROMPTS},
         {"negative", required_argument, 0, 'n'},     {"width", required_argument, 0, 'W'},
@@ -177,6 +180,7 @@ static int run(int argc, char **argv, int deploy) {
         {"max-samples", required_argument, 0, O_MAX}, {"threads", required_argument, 0, 't'},
         {"output", required_argument, 0, 'o'},       {"force", no_argument, 0, O_FORCE},
         {"fp16", no_argument, 0, O_FP16},            {"help", no_argument, 0, 'h'},
+        {"embeddings", required_argument, 0, O_EMB}, {"lora", required_argument, 0, O_LORA},
         {0, 0, 0, 0}};
     CLI_GETOPT_RESET();
     for (int c; (c = getopt_long(argc, argv, ":m:n:W:H:t:o:h", opts, NULL)) != -1;) {
@@ -202,6 +206,8 @@ static int run(int argc, char **argv, int deploy) {
             break;
         case O_CLIPSKIP: if (cli_int_arg(C, "--clip-skip", optarg, 1, 12, &cp.gen.clip_skip)) return 1; break;
         case O_RAW: cp.gen.raw_prompt = 1; break;
+        case O_EMB: cp.gen.embeddings_dir = optarg; break;
+        case O_LORA: if (cli_lora_option(C, optarg)) return 1; break;
         case O_MAX: if (cli_int_arg(C, "--max-samples", optarg, 1, 1000000000, &cp.max_samples)) return 1; break;
         case 't': if (cli_int_arg(C, "--threads", optarg, 1, 256, &threads)) return 1; break;
         case 'o': dir = optarg; break;

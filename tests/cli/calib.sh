@@ -74,6 +74,22 @@ grep -q '"calibration_size": 5' "$T/c2/pulsar2/unet.json" && pass || fail "max 5
 ok "calib --force" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 --steps 3 -o "$T/c2" --force
 same "after --force" "$(tar tf "$T/c2/calib/unet/sample.tar" | wc -l) $(ls "$T/c2/keep.txt" 2>/dev/null | wc -l)" "12 1"
 
+# --embeddings and --lora reach the recorded conditioning (the same prompts file otherwise)
+mkdir -p "$T/emb"
+printf 'a photo of mystyle cat\n' >"$T/pe.txt"
+ok "mkmodel embedding" "$SDC" mkmodel --embedding "$T/emb/mystyle.pt" --vectors 2 --width 64 --seed 3
+ok "mkmodel lora" "$SDC" mkmodel --lora "$T/l.safetensors" -m "$M" --rank 2 --seed 3
+ok "calib plain" "$SDC" calib -m "$M" --prompts "$T/pe.txt" -W 64 -H 48 --steps 2 -o "$T/e0"
+ok "calib --embeddings" "$SDC" calib -m "$M" --prompts "$T/pe.txt" -W 64 -H 48 --steps 2 --embeddings "$T/emb" -o "$T/e1"
+ok "calib --lora" "$SDC" calib -m "$M" --prompts "$T/pe.txt" -W 64 -H 48 --steps 2 --lora "$T/l.safetensors:0.8" -o "$T/e2"
+h0=$(md5sum <"$T/e0/calib/unet/encoder_hidden_states.tar")
+h1=$(md5sum <"$T/e1/calib/unet/encoder_hidden_states.tar")
+h2=$(md5sum <"$T/e2/calib/unet/encoder_hidden_states.tar")
+[ "$h0" != "$h1" ] && pass || fail "--embeddings did not change the recorded context"
+[ "$h0" != "$h2" ] && pass || fail "--lora did not change the recorded context"
+printf 'a <lora:film:1> cat\n' >"$T/pl.txt"
+expect_refusal -n "lora" "calib with a <lora:> tag" "$SDC" calib -m "$M" --prompts "$T/pl.txt" -W 64 -H 48 --steps 2 -o "$T/e3"
+
 # ---- refusals ---------------------------------------------------------------------------------------
 expect_refusal -n "multiples of 8" "width not a multiple of 8" "$SDC" calib -m "$M" --prompts "$P" -W 60 -H 48 -o "$T/r1"
 expect_refusal -n "--force" "non-empty directory" "$SDC" calib -m "$M" --prompts "$P" -W 64 -H 48 -o "$C1"

@@ -236,6 +236,12 @@ static int run(int argc, char **argv, int deploy) {
     sdc_model *m = NULL;
     int rc = 1;
     if (read_prompts(C, prompts_path, negative, &pl)) goto done;
+    for (int i = 0; i < pl.n; i++)
+        if (strstr(pl.v[i].prompt, "<lora:")) {
+            cli_fail(C, "%s: prompt %d has a <lora:...> tag: merge the LoRA with --lora FILE[:W] instead, so that "
+                        "the exported model and the calibration samples both carry it", prompts_path, i + 1);
+            goto done;
+        }
     if (cli_load_model(C, model_path, threads, &m)) goto done;
     sdc_error e = {0};
     if (sdc_deploy_prepare_dir(dir, force, &e) != SDC_OK) {

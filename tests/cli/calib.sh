@@ -88,7 +88,7 @@ h2=$(md5sum <"$T/e2/calib/unet/encoder_hidden_states.tar")
 [ "$h0" != "$h1" ] && pass || fail "--embeddings did not change the recorded context"
 [ "$h0" != "$h2" ] && pass || fail "--lora did not change the recorded context"
 printf 'a <lora:film:1> cat\n' >"$T/pl.txt"
-expect_refusal -n "lora" "calib with a <lora:> tag" "$SDC" calib -m "$M" --prompts "$T/pl.txt" -W 64 -H 48 --steps 2 -o "$T/e3"
+expect_refusal -n "merge the LoRA with --lora" "calib with a <lora:> tag" "$SDC" calib -m "$M" --prompts "$T/pl.txt" -W 64 -H 48 --steps 2 -o "$T/e3"
 
 # ---- refusals ---------------------------------------------------------------------------------------
 expect_refusal -n "multiples of 8" "width not a multiple of 8" "$SDC" calib -m "$M" --prompts "$P" -W 60 -H 48 -o "$T/r1"

@@ -213,7 +213,7 @@ done:
 
 static void usage(void) {
     printf("usage: sdc export -m MODEL [-W N] [-H N] -o DIR [--parts text,unet,vae] [--unet-timestep-input]\n"
-           "                  [--external-data] [--force]\n"
+           "                  [--external-data] [--fp16] [--check] [--lora FILE[:W]] [--force]\n"
            "  -W, -H N               image width and height, multiples of 8 in 8..2048 (512)\n"
            "  --parts LIST           which of text, unet, vae to write (all)\n"
            "  --unet-timestep-input  the UNet takes a float32 timestep [1], not the time embedding\n"

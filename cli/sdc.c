@@ -63,8 +63,12 @@ int cli_parse_float(const char *s, double *out) {
 
 static void usage(FILE *f) {
     fprintf(f, "sdc: Stable Diffusion 1.5 in C\n\nusage: sdc COMMAND [options]   (sdc COMMAND --help)\n\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char name[32]; /* listed as typed: parse_prompt is `sdc parse-prompt` */
+        snprintf(name, sizeof name, "%s", commands[i].name);
+        for (char *c = name; *c; c++) *c = *c == '_' ? '-' : *c;
+        fprintf(f, "  %-12s %s\n", name, commands[i].summary);
+    }
 }
 
 int main(int argc, char **argv) {

@@ -320,6 +320,7 @@ static void check_extras(void) {
         {"a BREAK\n\nBREAK b", "[[\"a\", 1.0], [\"BREAK\", -1], [\"\", 1.0], [\"BREAK\", -1], [\"b\", 1.0]]", NULL},
         {"\\(BREAK\\)", "[[\"(\", 1.0], [\"BREAK\", -1], [\")\", 1.0]]", NULL},
         {"(a:+)", "[[\"a:+\", 1.1]]", NULL},
+        {"(a:abc)", "[[\"a:abc\", 1.1]]", NULL}, /* not a number: the colon is text (issue 5 item 7) */
         {"a:1.2.3) b", "[[\"a:1.2.3) b\", 1.0]]", NULL},
         {"(a: \xd9\xa1.\xd9\xa5 )", "[[\"a\", 1.5]]", NULL}, /* Arabic-Indic digits are \d for Python */
         {"(a:\xd9\xa1.\xd9\xa5) \xc3\xa9"

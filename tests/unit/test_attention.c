@@ -12,29 +12,6 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 88172645463325252ull;
-static float frand(void) { /* xorshift64 in [-1, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
-}
-static float *rand_buf(size_t n, float scale) {
-    float *p = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
-/* max |a - b| / max(max |b|, 1): the outputs are convex combinations of v, |v| <= 1 */
-static double max_err(const float *a, const float *b, size_t n) {
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || d != d) md = d != d ? INFINITY : d;
-        if (fabs(b[i]) > mr) mr = fabs(b[i]);
-    }
-    return md / (mr > 1 ? mr : 1);
-}
-
 typedef struct {
     int64_t B, Nq, Nk;
     int heads;
@@ -69,9 +46,9 @@ int main(void) {
         const shape *s = &cases[c];
         int64_t B = s->B, Nq = s->Nq, Nk = s->Nk, d = s->d, dv = s->dv;
         int H = s->heads;
-        float *q = rand_buf((size_t)(B * Nq * H * d), s->scale);
-        float *k = rand_buf((size_t)(B * Nk * H * d), s->scale);
-        float *v = rand_buf((size_t)(B * Nk * H * dv), 1.0f);
+        float *q = test_rand_buf((size_t)(B * Nq * H * d), s->scale);
+        float *k = test_rand_buf((size_t)(B * Nk * H * d), s->scale);
+        float *v = test_rand_buf((size_t)(B * Nk * H * dv), 1.0f);
         size_t no = (size_t)(B * Nq * H * dv);
         float *ref = malloc(no * 4), *out[4];
         for (int t = 0; t < 4; t++) out[t] = malloc(no * 4);
@@ -90,7 +67,7 @@ int main(void) {
                  (long long)Nq, (long long)Nk, H, (long long)d, (long long)dv,
                  s->causal ? " causal" : "", (double)s->scale);
         /* f32 scores carry ~ulp(|logit|) into exp; 1000-term f32 sums: 1e-5 covers both */
-        CHECK_CLOSE(max_err(out[0], ref, no), 1e-5, what);
+        CHECK_CLOSE(test_rel_err(out[0], ref, no), 1e-5, what);
         CHECK(memcmp(out[0], out[1], no * 4) == 0, "%s: 1 and 2 threads differ", what);
         CHECK(memcmp(out[0], out[2], no * 4) == 0, "%s: 1 and 3 threads differ", what);
         CHECK(memcmp(out[0], out[3], no * 4) == 0, "%s: caller scratch differs", what);

@@ -24,23 +24,15 @@
 /* ---------------------------------------------------------------------------------------------- */
 /* helpers                                                                                         */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
-
 /* A buffer of n random values stored as dtype dt (returned as void*, free() it). */
 static void *rand_buf(size_t n, sdc_dtype dt) {
     if (dt == SDC_F32) {
         float *p = malloc(n * sizeof(float));
-        for (size_t i = 0; i < n; i++) p[i] = frand();
+        for (size_t i = 0; i < n; i++) p[i] = test_frand();
         return p;
     }
     uint16_t *h = malloc(n * sizeof(uint16_t));
-    for (size_t i = 0; i < n; i++) h[i] = dt == SDC_F16 ? sdc_f32_to_f16(frand()) : sdc_f32_to_bf16(frand());
+    for (size_t i = 0; i < n; i++) h[i] = dt == SDC_F16 ? sdc_f32_to_f16(test_frand()) : sdc_f32_to_bf16(test_frand());
     return h;
 }
 
@@ -379,6 +371,7 @@ static void test_conv2d(void) {
 }
 
 int main(void) {
+    test_rand_seed(0x9e3779b97f4a7c15ull);
     int mr = 0, nr = 0;
     sdc_gemm_tile_shape(&mr, &nr);
     printf("gemm micro-kernel tile %d x %d\n", mr, nr);

@@ -8,35 +8,13 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 88172645463325252ull;
-static float frand(void) { /* xorshift64 in [-1, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
-}
-static float *rand_buf(size_t n, float scale) {
-    float *p = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
-static double max_rel(const float *a, const float *b, size_t n) {
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || d != d) md = d != d ? INFINITY : d;
-        if (fabs(b[i]) > mr) mr = fabs(b[i]);
-    }
-    return md / (mr > 1 ? mr : 1);
-}
-
 int main(void) {
     sdc_pool *p1 = sdc_pool_new(1), *p3 = sdc_pool_new(3);
     /* group norm (+SiLU) and layer norm vs double formulas */
     {
         int64_t B = 2, C = 64, S = 37;
         int G = 32;
-        float *x = rand_buf((size_t)(B * C * S), 4.0f), *g = rand_buf((size_t)C, 1.0f), *b = rand_buf((size_t)C, 1.0f);
+        float *x = test_rand_buf((size_t)(B * C * S), 4.0f), *g = test_rand_buf((size_t)C, 1.0f), *b = test_rand_buf((size_t)C, 1.0f);
         float *y = malloc((size_t)(B * C * S) * 4), *r = malloc((size_t)(B * C * S) * 4);
         for (int silu = 0; silu < 2; silu++) {
             sdc_group_norm(p3, x, y, B, C, S, G, 1e-5f, g, b, silu);
@@ -54,7 +32,7 @@ int main(void) {
                         r[base + i] = (float)(silu ? v / (1 + exp(-v)) : v);
                     }
                 }
-            CHECK_CLOSE(max_rel(y, r, (size_t)(B * C * S)), 2e-6, silu ? "group norm + SiLU" : "group norm");
+            CHECK_CLOSE(test_rel_err(y, r, (size_t)(B * C * S)), 2e-6, silu ? "group norm + SiLU" : "group norm");
         }
         int64_t R = 13, D = 64;
         sdc_layer_norm(p3, x, y, R, D, 1e-5f, g, b);
@@ -66,7 +44,7 @@ int main(void) {
             var /= D;
             for (int64_t j = 0; j < D; j++) r[i * D + j] = (float)((x[i * D + j] - m) / sqrt(var + 1e-5) * g[j] + b[j]);
         }
-        CHECK_CLOSE(max_rel(y, r, (size_t)(R * D)), 2e-6, "layer norm");
+        CHECK_CLOSE(test_rel_err(y, r, (size_t)(R * D)), 2e-6, "layer norm");
         /* geglu */
         int64_t F = 24;
         sdc_geglu(p3, x, y, 7, F);
@@ -75,7 +53,7 @@ int main(void) {
                 double gate = x[i * 2 * F + F + f];
                 r[i * F + f] = (float)(x[i * 2 * F + f] * 0.5 * gate * (1 + erf(gate / sqrt(2.0))));
             }
-        CHECK_CLOSE(max_rel(y, r, (size_t)(7 * F)), 2e-6, "geglu");
+        CHECK_CLOSE(test_rel_err(y, r, (size_t)(7 * F)), 2e-6, "geglu");
         /* nearest upsample 3x5 -> 7x11 with torch's floor(dst * in / out) */
         sdc_upsample_nearest(p3, x, y, 1, 2, 3, 5, 7, 11);
         int ok = 1;

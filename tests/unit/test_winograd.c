@@ -17,31 +17,17 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
-
-static float *rand_f32(size_t n) {
-    float *p = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
-
 /* Weights as dtype dt, and the same values as f32 in *w32 (the exact values the kernels see). */
 static void *rand_weights(size_t n, sdc_dtype dt, float **w32) {
     *w32 = malloc(n * sizeof(float));
     if (dt == SDC_F32) {
         float *p = malloc(n * sizeof(float));
-        for (size_t i = 0; i < n; i++) (*w32)[i] = p[i] = frand();
+        for (size_t i = 0; i < n; i++) (*w32)[i] = p[i] = test_frand();
         return p;
     }
     uint16_t *h = malloc(n * sizeof(uint16_t));
     for (size_t i = 0; i < n; i++) {
-        h[i] = dt == SDC_F16 ? sdc_f32_to_f16(frand()) : sdc_f32_to_bf16(frand());
+        h[i] = dt == SDC_F16 ? sdc_f32_to_f16(test_frand()) : sdc_f32_to_bf16(test_frand());
         (*w32)[i] = dt == SDC_F16 ? sdc_f16_to_f32(h[i]) : sdc_bf16_to_f32(h[i]);
     }
     return h;
@@ -92,7 +78,7 @@ static double worst_wino, worst_direct;
 static void run_case(sdc_pool **pools, const wcase *t) {
     size_t xn = (size_t)t->B * t->C * t->H * t->W, yn = (size_t)t->B * t->O * t->H * t->W;
     size_t wn = (size_t)t->O * t->C * 9;
-    float *w32, *x = rand_f32(xn), *bias = rand_f32((size_t)t->O), *y0 = rand_f32(yn);
+    float *w32, *x = test_rand_buf(xn, 1.0f), *bias = test_rand_buf((size_t)t->O, 1.0f), *y0 = test_rand_buf(yn, 1.0f);
     void *w = rand_weights(wn, t->wdt, &w32);
     double *y64 = malloc(yn * sizeof(double));
     conv_f64(x, w32, t->bias ? bias : NULL, t->accumulate ? y0 : NULL, t->B, t->C, t->H, t->W, t->O, y64);
@@ -160,7 +146,7 @@ static void test_dispatch(sdc_pool *pool) {
     printf("sdc_conv2d dispatch\n");
     const int B = 2, C = 24, H = 20, W = 36, O = 20; /* 2 x 5 x 9 = 90 tiles: Winograd */
     size_t yn = (size_t)B * O * H * W;
-    float *w32, *x = rand_f32((size_t)B * C * H * W), *bias = rand_f32(O);
+    float *w32, *x = test_rand_buf((size_t)B * C * H * W, 1.0f), *bias = test_rand_buf(O, 1.0f);
     void *w = rand_weights((size_t)O * C * 9, SDC_F16, &w32);
     float *y1 = malloc(yn * 4), *y2 = malloc(yn * 4), *y3 = malloc(yn * 4);
     double *y64 = malloc(yn * sizeof(double));
@@ -195,6 +181,7 @@ static void test_dispatch(sdc_pool *pool) {
 }
 
 int main(void) {
+    test_rand_seed(0x2545f4914f6cdd1dull);
     sdc_pool *pools[3] = {NULL, sdc_pool_new(2), sdc_pool_new(3)};
     test_accuracy(pools);
     test_dispatch(pools[1]);

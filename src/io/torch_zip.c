@@ -7,6 +7,7 @@
  * together; strings and tensor data point into the file image. */
 #include "io/torch_zip.h"
 
+#include "io/pickle_out.h"
 #include "io/pickle_vm.h"
 
 #include <pthread.h>
@@ -537,112 +538,64 @@ sdc_status sdc_torch_tensor_f32(const sdc_torch_obj *t, float *out, sdc_error *e
 /* Writer                                                                                       */
 /* ============================================================================================ */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} buf;
-
-static void put(buf *b, const void *src, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-
-static void put_u8(buf *b, unsigned v) {
-    uint8_t c = (uint8_t)v;
-    put(b, &c, 1);
-}
-static void put_u16(buf *b, uint32_t v) { put_u8(b, v & 0xFF), put_u8(b, v >> 8 & 0xFF); }
-static void put_u32(buf *b, uint32_t v) { put_u16(b, v & 0xFFFF), put_u16(b, v >> 16); }
-
-/* pickle pieces (protocol 2, no memo) */
-static void pk_str(buf *b, const char *s) {
-    put_u8(b, 'X');
-    put_u32(b, (uint32_t)strlen(s));
-    put(b, s, strlen(s));
-}
-static void pk_int(buf *b, int64_t v) { /* BININT (signed 32-bit); callers stay in range */
-    put_u8(b, 'J');
-    put_u32(b, (uint32_t)(int32_t)v);
-}
-static void pk_global(buf *b, const char *mod, const char *name) {
-    put_u8(b, 'c');
-    put(b, mod, strlen(mod));
-    put_u8(b, '\n');
-    put(b, name, strlen(name));
-    put_u8(b, '\n');
-}
-
 /* torch._utils._rebuild_tensor_v2(storage '0', 0, (n, w), (w, 1), False, OrderedDict()) */
-static void pk_tensor(buf *b, sdc_dtype dt, int n, int width) {
-    pk_global(b, "torch._utils", "_rebuild_tensor_v2");
-    put_u8(b, '(');
-    put_u8(b, '(');
-    pk_str(b, "storage");
-    pk_global(b, "torch", dt == SDC_F16 ? "HalfStorage" : "FloatStorage");
-    pk_str(b, "0");
-    pk_str(b, "cpu");
-    pk_int(b, (int64_t)n * width);
-    put_u8(b, 't');
-    put_u8(b, 'Q');
-    pk_int(b, 0);
-    pk_int(b, n), pk_int(b, width), put_u8(b, 0x86);
-    pk_int(b, width), pk_int(b, 1), put_u8(b, 0x86);
-    put_u8(b, 0x89);
-    pk_global(b, "collections", "OrderedDict");
-    put_u8(b, ')');
-    put_u8(b, 'R');
-    put_u8(b, 't');
-    put_u8(b, 'R');
+static void pk_tensor(sdc_bytes *b, sdc_dtype dt, int n, int width) {
+    sdc_pickle_global(b, "torch._utils", "_rebuild_tensor_v2");
+    sdc_bytes_u8(b, SDC_P_MARK);
+    sdc_bytes_u8(b, SDC_P_MARK); /* the persistent id ('storage', class, key, location, numel) */
+    sdc_pickle_str(b, "storage");
+    sdc_pickle_global(b, "torch", dt == SDC_F16 ? "HalfStorage" : "FloatStorage");
+    sdc_pickle_str(b, "0");
+    sdc_pickle_str(b, "cpu");
+    sdc_pickle_int(b, (int64_t)n * width);
+    sdc_bytes_u8(b, SDC_P_TUPLE);
+    sdc_bytes_u8(b, SDC_P_BINPERSID);
+    sdc_pickle_int(b, 0);
+    sdc_pickle_int(b, n), sdc_pickle_int(b, width), sdc_bytes_u8(b, SDC_P_TUPLE2);
+    sdc_pickle_int(b, width), sdc_pickle_int(b, 1), sdc_bytes_u8(b, SDC_P_TUPLE2);
+    sdc_bytes_u8(b, SDC_P_NEWFALSE);
+    sdc_pickle_global(b, "collections", "OrderedDict");
+    sdc_bytes_u8(b, SDC_P_EMPTY_TUPLE);
+    sdc_bytes_u8(b, SDC_P_REDUCE);
+    sdc_bytes_u8(b, SDC_P_TUPLE);
+    sdc_bytes_u8(b, SDC_P_REDUCE);
 }
 
 uint8_t *sdc_torch_zip_image(const char *const *names, const void *const *data, const size_t *sizes, int nf,
                              size_t *len) {
-    buf bb = {0}, *b = &bb;
+    sdc_bytes bb = {0}, *b = &bb;
     uint32_t *crc = calloc((size_t)(nf > 0 ? nf : 1), sizeof *crc), *local = calloc((size_t)(nf > 0 ? nf : 1), sizeof *local);
     if (!crc || !local) b->oom = 1;
     for (int i = 0; i < nf && !b->oom; i++) {
         crc[i] = sdc_crc32(data[i], sizes[i]);
         local[i] = (uint32_t)b->n;
         size_t nl = strlen(names[i]), head = b->n + 30 + nl + 4, pad = (64 - head % 64) % 64;
-        put_u32(b, 0x04034b50);
-        put_u16(b, 20), put_u16(b, 0), put_u16(b, 0); /* version, flags, method: stored */
-        put_u16(b, 0), put_u16(b, 0x21);              /* time, date: 1980-01-01 */
-        put_u32(b, crc[i]), put_u32(b, (uint32_t)sizes[i]), put_u32(b, (uint32_t)sizes[i]);
-        put_u16(b, (uint32_t)nl), put_u16(b, (uint32_t)(4 + pad));
-        put(b, names[i], nl);
-        put_u16(b, 0x4246), put_u16(b, (uint32_t)pad); /* "FB" padding field, as torch writes */
-        for (size_t k = 0; k < pad; k++) put_u8(b, 'Z');
-        put(b, data[i], sizes[i]);
+        sdc_bytes_u32(b, 0x04034b50);
+        sdc_bytes_u16(b, 20), sdc_bytes_u16(b, 0), sdc_bytes_u16(b, 0); /* version, flags, method: stored */
+        sdc_bytes_u16(b, 0), sdc_bytes_u16(b, 0x21);              /* time, date: 1980-01-01 */
+        sdc_bytes_u32(b, crc[i]), sdc_bytes_u32(b, (uint32_t)sizes[i]), sdc_bytes_u32(b, (uint32_t)sizes[i]);
+        sdc_bytes_u16(b, (uint32_t)nl), sdc_bytes_u16(b, (uint32_t)(4 + pad));
+        sdc_bytes_put(b, names[i], nl);
+        sdc_bytes_u16(b, 0x4246), sdc_bytes_u16(b, (uint32_t)pad); /* "FB" padding field, as torch writes */
+        for (size_t k = 0; k < pad; k++) sdc_bytes_u8(b, 'Z');
+        sdc_bytes_put(b, data[i], sizes[i]);
     }
     size_t cd = b->n;
     for (int i = 0; i < nf && !b->oom; i++) {
         size_t nl = strlen(names[i]);
-        put_u32(b, 0x02014b50);
-        put_u16(b, 20), put_u16(b, 20), put_u16(b, 0), put_u16(b, 0);
-        put_u16(b, 0), put_u16(b, 0x21);
-        put_u32(b, crc[i]), put_u32(b, (uint32_t)sizes[i]), put_u32(b, (uint32_t)sizes[i]);
-        put_u16(b, (uint32_t)nl), put_u16(b, 0), put_u16(b, 0); /* name, extra, comment lengths */
-        put_u16(b, 0), put_u16(b, 0), put_u32(b, 0);            /* disk, internal and external attributes */
-        put_u32(b, local[i]);
-        put(b, names[i], nl);
+        sdc_bytes_u32(b, 0x02014b50);
+        sdc_bytes_u16(b, 20), sdc_bytes_u16(b, 20), sdc_bytes_u16(b, 0), sdc_bytes_u16(b, 0);
+        sdc_bytes_u16(b, 0), sdc_bytes_u16(b, 0x21);
+        sdc_bytes_u32(b, crc[i]), sdc_bytes_u32(b, (uint32_t)sizes[i]), sdc_bytes_u32(b, (uint32_t)sizes[i]);
+        sdc_bytes_u16(b, (uint32_t)nl), sdc_bytes_u16(b, 0), sdc_bytes_u16(b, 0); /* name, extra, comment lengths */
+        sdc_bytes_u16(b, 0), sdc_bytes_u16(b, 0), sdc_bytes_u32(b, 0);            /* disk, internal and external attributes */
+        sdc_bytes_u32(b, local[i]);
+        sdc_bytes_put(b, names[i], nl);
     }
     size_t cd_size = b->n - cd;
-    put_u32(b, 0x06054b50);
-    put_u16(b, 0), put_u16(b, 0), put_u16(b, (uint32_t)nf), put_u16(b, (uint32_t)nf);
-    put_u32(b, (uint32_t)cd_size), put_u32(b, (uint32_t)cd), put_u16(b, 0);
+    sdc_bytes_u32(b, 0x06054b50);
+    sdc_bytes_u16(b, 0), sdc_bytes_u16(b, 0), sdc_bytes_u16(b, (uint32_t)nf), sdc_bytes_u16(b, (uint32_t)nf);
+    sdc_bytes_u32(b, (uint32_t)cd_size), sdc_bytes_u32(b, (uint32_t)cd), sdc_bytes_u16(b, 0);
     free(crc);
     free(local);
     if (b->oom) {
@@ -669,27 +622,29 @@ sdc_status sdc_torch_write_embedding(const char *path, const char *name, int a11
             memcpy(raw + 4 * i, &vec[i], 4);
         }
     }
-    buf pk = {0};
-    put_u8(&pk, 0x80), put_u8(&pk, 2); /* PROTO 2 */
-    put_u8(&pk, '}');
-    put_u8(&pk, '(');
+    sdc_bytes pk = {0};
+    sdc_bytes_u8(&pk, SDC_P_PROTO), sdc_bytes_u8(&pk, 2);
+    sdc_bytes_u8(&pk, SDC_P_EMPTY_DICT);
+    sdc_bytes_u8(&pk, SDC_P_MARK);
     if (a1111) {
-        pk_str(&pk, "string_to_token");
-        put_u8(&pk, '}'), pk_str(&pk, "*"), pk_int(&pk, 265), put_u8(&pk, 's');
-        pk_str(&pk, "string_to_param");
-        put_u8(&pk, '}'), pk_str(&pk, "*"), pk_tensor(&pk, dt, n, width), put_u8(&pk, 's');
-        pk_str(&pk, "name"), pk_str(&pk, name);
-        pk_str(&pk, "step"), pk_int(&pk, 0);
-        pk_str(&pk, "sd_checkpoint"), put_u8(&pk, 'N');
-        pk_str(&pk, "sd_checkpoint_name"), put_u8(&pk, 'N');
+        sdc_pickle_str(&pk, "string_to_token");
+        sdc_bytes_u8(&pk, SDC_P_EMPTY_DICT), sdc_pickle_str(&pk, "*"), sdc_pickle_int(&pk, 265),
+            sdc_bytes_u8(&pk, SDC_P_SETITEM);
+        sdc_pickle_str(&pk, "string_to_param");
+        sdc_bytes_u8(&pk, SDC_P_EMPTY_DICT), sdc_pickle_str(&pk, "*"), pk_tensor(&pk, dt, n, width),
+            sdc_bytes_u8(&pk, SDC_P_SETITEM);
+        sdc_pickle_str(&pk, "name"), sdc_pickle_str(&pk, name);
+        sdc_pickle_str(&pk, "step"), sdc_pickle_int(&pk, 0);
+        sdc_pickle_str(&pk, "sd_checkpoint"), sdc_bytes_u8(&pk, SDC_P_NONE);
+        sdc_pickle_str(&pk, "sd_checkpoint_name"), sdc_bytes_u8(&pk, SDC_P_NONE);
     } else {
         char key[300];
         snprintf(key, sizeof key, "<%s>", name);
-        pk_str(&pk, key);
+        sdc_pickle_str(&pk, key);
         pk_tensor(&pk, dt, n, width);
     }
-    put_u8(&pk, 'u');
-    put_u8(&pk, '.');
+    sdc_bytes_u8(&pk, SDC_P_SETITEMS);
+    sdc_bytes_u8(&pk, SDC_P_STOP);
     const char *names[] = {"archive/data.pkl", "archive/byteorder", "archive/data/0", "archive/version"};
     const void *data[] = {pk.p, "little", raw, "3\n"};
     size_t sizes[] = {pk.n, 6, numel * es, 2}, zlen = 0;
